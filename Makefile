@@ -1,0 +1,28 @@
+# Two commands matter (README): `make demo` (the main job on bundled data) and `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: setup demo test bench clean-cache
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	@command -v espeak-ng >/dev/null || $(SUDO) apt-get install -y -q espeak-ng \
+	  || ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q espeak-ng)
+	@[ -x $(PY) ] || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# constraints.txt pins the CPU torch build for this machine; pyproject.toml leaves torch free.
+	$(PY) -m pip install -q -c constraints.txt -e ".[test]"
+	@touch $@
+
+demo: setup
+	$(VENV)/bin/slmeval run --model audio_assets/demo_model \
+	  --tasks mini_sblimp,mini_sstorycloze,mini_tstorycloze,mini_ms_sstorycloze \
+	  --tokenizer audio_assets/demo_tokenizer --output out/demo
+
+test: setup
+	$(PY) -m pytest -q
+
+bench: setup
+	$(PY) bench/scorer_vs_naive.py

@@ -1,0 +1,89 @@
+"""Audio I/O: every waveform slmeval touches enters through `load_audio`.
+
+Speech encoders (HuBERT, log-mel) expect 16 kHz mono float32. Real benchmark files are not always
+that, so conversions happen here, once, and are logged — never silently. Files that cannot be used
+(unreadable, empty, non-finite samples) raise `AudioError` naming the file.
+
+soundfile + scipy only: torchaudio/torchcodec wheels do not import on CPU-only torch builds.
+"""
+from __future__ import annotations
+
+import io
+import logging
+import os
+import tempfile
+from math import gcd
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+import soundfile as sf
+from scipy.signal import resample_poly
+
+log = logging.getLogger(__name__)
+
+TARGET_SR = 16_000
+AudioSource = Union[str, Path, bytes]
+
+
+class AudioError(ValueError):
+    """A file that cannot be turned into a usable waveform. The message names the file."""
+
+
+def _describe(source: AudioSource, name: str | None) -> str:
+    if name:
+        return name
+    if isinstance(source, (str, Path)):
+        return str(source)
+    return f"<{len(source)} bytes of audio>"
+
+
+def resample(wav: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
+    """Polyphase resampling (exact rational ratio), float32 out."""
+    if sr_in == sr_out:
+        return wav.astype(np.float32, copy=False)
+    g = gcd(sr_in, sr_out)
+    return resample_poly(wav, sr_out // g, sr_in // g).astype(np.float32)
+
+
+def load_audio(source: AudioSource, *, target_sr: int = TARGET_SR, name: str | None = None) -> np.ndarray:
+    """Read a file path or encoded bytes (wav/flac/ogg) → 1-D float32 at `target_sr`, mono.
+
+    Stereo is averaged to mono and other rates are resampled, each with an INFO log line naming the
+    file, so a run's log says exactly which inputs were converted.
+    """
+    label = _describe(source, name)
+    try:
+        handle = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source
+        wav, sr = sf.read(handle, dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, OSError) as err:
+        raise AudioError(f"{label}: cannot decode audio ({err})") from err
+    if wav.shape[0] == 0:
+        raise AudioError(f"{label}: audio file has no samples")
+    if wav.shape[1] > 1:
+        log.info("%s: %d channels, averaged to mono", label, wav.shape[1])
+    mono = wav.mean(axis=1)
+    if not np.isfinite(mono).all():
+        raise AudioError(f"{label}: audio holds NaN or infinite samples")
+    if sr != target_sr:
+        log.info("%s: resampled %d Hz -> %d Hz", label, sr, target_sr)
+        mono = resample(mono, sr, target_sr)
+    return mono
+
+
+def write_audio(path: str | Path, wav: np.ndarray, sr: int = TARGET_SR) -> None:
+    """Write atomically (temp file + rename): a killed run never leaves a truncated file behind."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fmt = {".flac": "FLAC", ".wav": "WAV", ".ogg": "OGG"}.get(path.suffix.lower())
+    if fmt is None:
+        raise AudioError(f"{path}: unsupported audio extension (expected .wav, .flac or .ogg)")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    os.close(fd)
+    try:
+        subtype = "PCM_16" if fmt in ("WAV", "FLAC") else None
+        sf.write(tmp, np.asarray(wav, dtype=np.float32), sr, format=fmt, subtype=subtype)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

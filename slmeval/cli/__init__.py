@@ -1,0 +1,11 @@
+"""`slmeval` command line. Each command group lives in its own module and registers on `app`."""
+from __future__ import annotations
+
+from slmeval.cli.app import app
+from slmeval.cli import run, units, fit, synth, leaderboard, check  # noqa: F401  (registration)
+
+__all__ = ["app", "main"]
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,1 @@
+"""(commands registered by this module are added as the feature lands)"""
