@@ -1,1 +1,59 @@
-"""(commands registered by this module are added as the feature lands)"""
+"""`slmeval check`: fail a CI job only when a task dropped by more than --max-drop points *and* significantly."""
+from __future__ import annotations
+
+import os
+from enum import Enum
+from pathlib import Path
+
+import typer
+
+from slmeval.cli.app import app
+
+EXIT_REGRESSION = 1
+EXIT_REFUSED = 2
+
+
+class OutputFormat(str, Enum):
+    table = "table"
+    json = "json"
+    github = "github"
+
+
+@app.command("check")
+def check(
+    results: Path = typer.Option(..., "--results", help="NEW run: output directory or its results.json."),
+    baseline: Path = typer.Option(..., "--baseline", help="BASELINE run: output directory or its results.json."),
+    tasks: str = typer.Option("", "--tasks", help="Comma-separated tasks (default: every baseline task)."),
+    alpha: float = typer.Option(0.05, "--alpha", help="Significance level of the exact McNemar test, per task."),
+    max_drop: float = typer.Option(0.5, "--max-drop", help="Tolerated accuracy drop in points (0-100 scale)."),
+    fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help="table, json or github (annotations)."),
+    output: Path = typer.Option(None, "--output", help="Also write the JSON report to this file."),
+) -> None:
+    """Pair two runs item by item and test each task for a significant accuracy drop."""
+    from slmeval.check import RunError, compare_runs, load_run
+    from slmeval.check.report import (render_github, render_json, render_table, step_summary_markdown,
+                                      write_text_atomic)
+
+    task_list = [t.strip() for t in tasks.split(",") if t.strip()] or None
+    try:
+        report = compare_runs(load_run(results), load_run(baseline), tasks=task_list, alpha=alpha,
+                              max_drop=max_drop)
+    except (RunError, ValueError) as exc:
+        if fmt is OutputFormat.github:
+            typer.echo(f"::error title=slmeval check refused::{str(exc).replace('%', '%25').replace(chr(10), '%0A')}")
+        typer.echo(f"Error: {exc}", err=True)
+        raise typer.Exit(EXIT_REFUSED) from None
+    if output is not None:
+        write_text_atomic(output, render_json(report) + "\n")
+    if fmt is OutputFormat.json:
+        typer.echo(render_json(report))
+    elif fmt is OutputFormat.github:
+        typer.echo(render_github(report))
+        summary = os.environ.get("GITHUB_STEP_SUMMARY")
+        if summary:
+            with open(summary, "a", encoding="utf-8") as handle:
+                handle.write(step_summary_markdown(report))
+    else:
+        render_table(report)
+    if not report.passed:
+        raise typer.Exit(EXIT_REGRESSION)

@@ -1,1 +1,110 @@
-"""(commands registered by this module are added as the feature lands)"""
+"""`slmeval run` and `slmeval tasks`."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from slmeval.cli.app import app
+
+console = Console()
+_LAYOUTS = {
+    "zerospeech_sblimp": "<path>/syntactic/<split>/*.wav + gold.csv (filename,type,subtype,id,voice,correct,transcription)",
+    "storycloze": "<path>/<k>_<storyid>_correct.wav + <k+1>_<storyid>_incorrect.wav (multi-speaker: one subfolder per voice)",
+    "paired_folder": "<path>/<int><sep><rest>.wav; sorted by the integer, files 2i positive, 2i+1 negative",
+    "hf_pairs": "<path>: parquet file(s) or a save_to_disk folder with audio columns positive/negative",
+    "units_jsonl": '<path>: JSONL {"id", "positive": [units], "negative": [units]}',
+}
+
+
+def _fmt(value: object) -> str:
+    return f"{100 * value:.2f}" if isinstance(value, float) else ("–" if value is None else str(value))
+
+
+def print_results(results: dict) -> None:
+    table = Table(title="slmeval results (accuracy %, ± stderr)", title_justify="left")
+    for col in ("task", "metric", "value", "± stderr", "pairs"):
+        table.add_column(col, justify="right" if col in ("value", "± stderr", "pairs") else "left")
+    for task, metrics in results["results"].items():
+        cfg = results["configs"][task]
+        label = f"{task} [mini]" if cfg.get("mini") else task
+        headline = cfg.get("headline", "acc")
+        names = [m for m in metrics if m.startswith("acc") and not m.endswith("_stderr")]
+        for i, metric in enumerate(sorted(names, key=lambda m: (m != headline, m))):
+            value = metrics[metric]
+            shown = _fmt(value) if not metric.endswith(("_std",)) else f"{100 * value:.2f} (spread)"
+            table.add_row(label if i == 0 else "", f"[bold]{metric}[/]" if metric == headline else metric, shown,
+                          _fmt(metrics.get(f"{metric}_stderr")), str(metrics["n_pairs"]) if i == 0 else "")
+        for dim, groups in results.get("breakdowns", {}).get(task, {}).items():
+            for group, row in groups.items():
+                table.add_row("", f"  {dim}={group}", _fmt(row["acc"]), _fmt(row.get("acc_stderr")), str(row["n_pairs"]))
+        table.add_section()
+    console.print(table)
+    proto = results["config"]["protocol"]
+    console.print(f"protocol [bold]{proto['name']}[/]: score={proto['score']}, start={proto['start_token']}, "
+                  f"score_eos={proto['score_eos']}, tie={proto['tie_value']}  ·  model sha256 "
+                  f"{results['provenance']['model_sha256'][:12]}")
+
+
+@app.command()
+def run(
+    model: Path = typer.Option(..., "--model", "-m", help="Local HF causal-LM directory over units."),
+    tasks: str = typer.Option(..., "--tasks", "-t", help="Comma-separated task names (see `slmeval tasks`)."),
+    data_root: Optional[Path] = typer.Option(None, "--data-root", help="Folder holding the benchmark downloads."),
+    tokenizer: Optional[str] = typer.Option(None, "--tokenizer", help="Tokenizer dir or 'kind:key=value,...' "
+                                            "(e.g. 'hubert:model=DIR,layer=11,centroids=km500.npy')."),
+    protocol: str = typer.Option("slmeval", "--protocol", help="Scoring preset: slmeval | slamkit | cuervo."),
+    protocol_args: Optional[str] = typer.Option(None, "--protocol-args", help="Override preset fields, e.g. score=sum."),
+    model_args: Optional[str] = typer.Option(None, "--model-args", help="offset=,bos_id=,eos_id=,pad_id=,"
+                                             "convention=twist|slamkit|slm_scaling,trust_remote_code=,max_length="),
+    batch_size: int = typer.Option(8, "--batch-size", "-b", min=1),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1, ..."),
+    dtype: str = typer.Option("float32", "--dtype", help="float32 | bfloat16 | float16"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Folder for results.json + samples."),
+    include_path: Optional[list[Path]] = typer.Option(None, "--include-path", help="Extra folder of task files."),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Unit cache (default $SLMEVAL_CACHE or ~/.cache/slmeval)."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the unit cache."),
+    logprob_backend: str = typer.Option("auto", "--logprob-backend", help="auto | torch | triton"),
+    export: Optional[str] = typer.Option(None, "--export", help="'zerospeech': also write syntactic/<split>.txt."),
+    allow_pickle: bool = typer.Option(False, "--allow-pickle", help="Allow sklearn-pickle k-means files (runs pickled code)."),
+    resume: bool = typer.Option(False, "--resume", help="Reuse per-task results of an interrupted run in --output."),
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+) -> None:
+    """Score likelihood-pair tasks with a speech LM; print the table and write results."""
+    from transformers.utils import logging as hf_logging
+
+    from slmeval.evaluator import evaluate
+
+    hf_logging.disable_progress_bar()
+    try:
+        results = evaluate(model, [t.strip() for t in tasks.split(",") if t.strip()], data_root=data_root,
+                           tokenizer=tokenizer, protocol=protocol, protocol_args=protocol_args, model_args=model_args,
+                           batch_size=batch_size, device=device, dtype=dtype, output=output,
+                           include_path=include_path, cache_dir=cache_dir, use_cache=not no_cache,
+                           logprob_backend=logprob_backend, export=export, allow_pickle=allow_pickle,
+                           resume=resume, progress=progress)
+    except (ValueError, FileNotFoundError) as err:     # our errors: one clear message, no traceback
+        console.print(f"[red]error:[/] {err}")
+        raise typer.Exit(2) from None
+    print_results(results)
+    if output:
+        console.print(f"results written to {output / 'results.json'}")
+
+
+@app.command("tasks")
+def list_tasks(include_path: Optional[list[Path]] = typer.Option(None, "--include-path")) -> None:
+    """List registered tasks with the data layout each expects."""
+    from slmeval.registry import all_tasks
+
+    table = Table(title="registered tasks", title_justify="left")
+    for col in ("task", "family", "layout expected at", "description"):
+        table.add_column(col, overflow="fold")
+    for name, cfg in sorted(all_tasks(include_path).items()):
+        where = f"{'<repo>' if cfg.mini else '<data-root>'}/{cfg.path}" if not Path(cfg.path).is_absolute() else cfg.path
+        table.add_row(name + (" [mini]" if cfg.mini else ""), cfg.family,
+                      f"{where}\n{_LAYOUTS.get(cfg.source, cfg.source)}", cfg.description)
+    Console(width=max(console.width, 160) if not sys.stdout.isatty() else None).print(table)

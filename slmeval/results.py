@@ -1,0 +1,133 @@
+"""Result files: results.json (lm-eval-shaped), samples_<task>.jsonl, and the ZeroSpeech export.
+
+Every file is written atomically (temp file in the same folder + os.replace), so a killed run leaves
+either the previous file or the new one — never half of one.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import subprocess
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterable
+
+import slmeval
+
+RESULTS_FILE = "results.json"
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _json_default(obj: object) -> object:
+    if hasattr(obj, "item"):            # numpy scalars
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON-serialisable: {type(obj).__name__}")
+
+
+def _clean(value: object) -> object:
+    """NaN/inf are not JSON: a stderr of one item (NaN) is written as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    return value
+
+
+def dumps(obj: object) -> str:
+    return json.dumps(_clean(obj), indent=2, default=_json_default, allow_nan=False) + "\n"
+
+
+def write_json(path: str | Path, obj: object) -> None:
+    atomic_write_text(path, dumps(obj))
+
+
+def write_jsonl(path: str | Path, rows: Iterable[dict]) -> None:
+    atomic_write_text(path, "".join(json.dumps(_clean(r), default=_json_default, allow_nan=False) + "\n"
+                                    for r in rows))
+
+
+def items_sha256(rows: Iterable[tuple[str, str, str]]) -> str:
+    """Hash of the item list (id, positive key, negative key), order-independent."""
+    lines = sorted(f"{i}\t{p}\t{n}\n" for i, p, n in rows)
+    return hashlib.sha256("".join(lines).encode()).hexdigest()
+
+
+def data_sha256(content_hashes: Iterable[str]) -> str:
+    """Hash of the audio (or unit) content of every utterance, in item order."""
+    digest = hashlib.sha256()
+    for h in content_hashes:
+        digest.update(h.encode() + b"\n")
+    return digest.hexdigest()
+
+
+def git_sha() -> str | None:
+    """The slmeval source revision (None for an installed copy outside a git checkout)."""
+    root = Path(slmeval.__file__).resolve().parent.parent
+    try:
+        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if out.returncode != 0:
+        return None
+    dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True, timeout=10).stdout.strip()
+    return out.stdout.strip() + ("-dirty" if dirty else "")
+
+
+def provenance(model_sha256: str | None, task_hashes: dict[str, dict]) -> dict:
+    return {"slmeval_version": slmeval.__version__, "git_sha": git_sha(),
+            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "model_sha256": model_sha256, "task_hashes": task_hashes}
+
+
+def load_results(path: str | Path) -> dict:
+    """Read a results.json (or a run folder holding one), with a clear error if it is not one."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / RESULTS_FILE
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such results file") from None
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON ({err})") from err
+    if not isinstance(data, dict) or "results" not in data:
+        raise ValueError(f"{path}: not an slmeval results file (no 'results' key)")
+    return data
+
+
+def export_zerospeech(out_dir: str | Path, split: str, samples: list[dict]) -> Path:
+    """`syntactic/<split>.txt`: one `<file stem> <score>` line per wav, the sLM21 submission format.
+
+    The official scorer compares, per voice-pair, the score of the correct file with the incorrect one,
+    so higher must mean more likely: we write the protocol's score (a log-probability).
+    """
+    lines = []
+    for s in samples:
+        lines.append(f"{s['positive_key']} {s['positive_score']!r}\n")
+        lines.append(f"{s['negative_key']} {s['negative_score']!r}\n")
+    target = Path(out_dir) / "syntactic" / f"{split}.txt"
+    atomic_write_text(target, "".join(sorted(lines)))
+    return target

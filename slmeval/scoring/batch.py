@@ -1,0 +1,110 @@
+"""Batched sequence log-likelihoods over unit sequences.
+
+Sequences are sorted by length (longest first, so the first batch shows any out-of-memory at once),
+right-padded with an attention mask, and only the real (non-padding) positions are sent through the
+LM head — padding costs no vocabulary work at all.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from slmeval.models import LoadedLM
+from slmeval.progress import progress_bar
+from slmeval.scoring.logprobs import target_logprobs
+from slmeval.scoring.protocol import Protocol
+
+
+class ScoringError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class SequenceScore:
+    logprob: float        # sum of log-probs over scored tokens
+    n_scored: int
+
+    def score(self, how: str) -> float:
+        return self.logprob / self.n_scored if how == "mean" else self.logprob
+
+
+def build_tokens(units: Sequence[int], lm: LoadedLM, protocol: Protocol, *, name: str = "") -> list[int]:
+    """Units → the token ids the protocol scores: [start] + (unit + offset)... + [EOS]."""
+    m = lm.mapping
+    top = max(units, default=-1) + m.offset
+    if top >= lm.vocab_size:
+        raise ScoringError(f"{name}: unit {top - m.offset} + offset {m.offset} = token {top} is outside the "
+                           f"model vocabulary ({lm.vocab_size}); wrong tokenizer (K) or offset?")
+    tokens = [int(u) + m.offset for u in units]
+    if protocol.start_token != "none":
+        start = m.bos_id if protocol.start_token == "bos" else m.eos_id
+        if start is None:
+            raise ScoringError(f"protocol {protocol.name!r} starts sequences with {protocol.start_token.upper()} "
+                               f"but the model has no {protocol.start_token}_id; pass --model-args "
+                               f"{protocol.start_token}_id=N")
+        tokens.insert(0, start)
+    if protocol.score_eos:
+        if m.eos_id is None:
+            raise ScoringError(f"protocol {protocol.name!r} scores a final EOS but the model has no eos_id; "
+                               "pass --model-args eos_id=N")
+        tokens.append(m.eos_id)
+    if len(tokens) < 2:
+        raise ScoringError(f"{name}: nothing to score (a single unit and no start token)")
+    if lm.max_length is not None and len(tokens) > lm.max_length:
+        raise ScoringError(f"{name}: {len(tokens)} tokens exceed the model's context of {lm.max_length}; "
+                           "pairs are never truncated (it would change what is compared)")
+    return tokens
+
+
+@torch.inference_mode()
+def sequence_logprobs(lm: LoadedLM, sequences: Sequence[Sequence[int]], *, batch_size: int = 8,
+                      backend: str = "auto", progress: bool = True, description: str = "scoring") -> list[np.ndarray]:
+    """Token-id sequences → per-position log-probs: out[i][j] = log p(seq_i[j+1] | seq_i[:j+1])."""
+    if batch_size < 1:
+        raise ScoringError(f"batch size must be ≥ 1, got {batch_size}")
+    order = sorted(range(len(sequences)), key=lambda i: -len(sequences[i]))
+    weight, bias, softcap = lm.head
+    pad = lm.mapping.pad_id if lm.mapping.pad_id is not None else 0   # masked: its value never matters
+    out: list[np.ndarray | None] = [None] * len(sequences)
+    n_batches = math.ceil(len(order) / batch_size)
+    with progress_bar(description, total=len(sequences), enabled=progress) as advance:
+        for b in range(n_batches):
+            idx = order[b * batch_size:(b + 1) * batch_size]
+            width = len(sequences[idx[0]])
+            ids = torch.full((len(idx), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(idx), width), dtype=torch.long)
+            for row, i in enumerate(idx):
+                ids[row, :len(sequences[i])] = torch.as_tensor(sequences[i], dtype=torch.long)
+                mask[row, :len(sequences[i])] = 1
+            ids, mask = ids.to(lm.device), mask.to(lm.device)
+            hidden = lm.hidden_states(ids, mask)[:, :-1]           # predicts positions 1..L-1
+            real = mask[:, 1:].bool()
+            logprobs = target_logprobs(hidden[real], weight, ids[:, 1:][real], bias,
+                                       softcap=softcap, backend=backend).double().cpu().numpy()
+            cursor = 0
+            for i in idx:
+                n = len(sequences[i]) - 1
+                out[i] = logprobs[cursor:cursor + n]
+                cursor += n
+            advance(len(idx))
+    return out  # type: ignore[return-value]
+
+
+def score_sequences(lm: LoadedLM, unit_seqs: Sequence[Sequence[int]], protocol: Protocol, *,
+                    names: Sequence[str], batch_size: int = 8, backend: str = "auto",
+                    progress: bool = True) -> list[SequenceScore]:
+    """Score unit sequences under a protocol; a NaN/inf score is an error naming the item."""
+    tokens = [build_tokens(u, lm, protocol, name=n) for u, n in zip(unit_seqs, names)]
+    per_token = sequence_logprobs(lm, tokens, batch_size=batch_size, backend=backend, progress=progress)
+    scores = []
+    for lp, name in zip(per_token, names):
+        total = float(lp.sum())
+        if not math.isfinite(total):
+            raise ScoringError(f"{name}: log-likelihood is {total} (non-finite model output; "
+                               "try --dtype float32)")
+        scores.append(SequenceScore(total, len(lp)))
+    return scores

@@ -1,0 +1,68 @@
+"""The one function every log-probability in slmeval goes through.
+
+log p(target_t) = h_t · w_target − logsumexp_v(h_t · w_v)   (after optional bias and softcap)
+
+Backends:
+- "triton": the fused head in `slmeval.kernels` — logit tiles stay on-chip, [T, V] never exists.
+- "torch": chunks over rows so at most `max_chunk_bytes` of float32 logits exist at once.
+- "auto": triton for CUDA tensors when triton imports, torch otherwise.
+"""
+from __future__ import annotations
+
+import torch
+
+BACKENDS = ("auto", "torch", "triton")
+_DEFAULT_CHUNK_BYTES = 64 << 20   # float32 logits per chunk: bounded memory whatever T and V are
+
+
+def resolve_backend(backend: str, device: torch.device | str) -> str:
+    if backend not in BACKENDS:
+        raise ValueError(f"logprob backend {backend!r}: expected one of {', '.join(BACKENDS)}")
+    device = torch.device(device)
+    if backend == "auto":
+        from slmeval.kernels import triton_available
+
+        return "triton" if device.type == "cuda" and triton_available() else "torch"
+    if backend == "triton" and device.type != "cuda":
+        import os
+
+        if os.environ.get("TRITON_INTERPRET") != "1":
+            raise ValueError("logprob backend 'triton' needs a CUDA device (or TRITON_INTERPRET=1 for testing)")
+    return backend
+
+
+def torch_target_logprobs(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
+                          bias: torch.Tensor | None = None, *, softcap: float | None = None,
+                          ignore_index: int = -100, max_chunk_bytes: int = _DEFAULT_CHUNK_BYTES) -> torch.Tensor:
+    """Reference-quality torch path: same maths as the fused kernel, chunked over T."""
+    n_rows, vocab = hidden.shape[0], weight.shape[0]
+    out = torch.zeros(n_rows, dtype=torch.float32, device=hidden.device)
+    rows_per_chunk = max(1, max_chunk_bytes // (4 * vocab))
+    for start in range(0, n_rows, rows_per_chunk):
+        stop = min(start + rows_per_chunk, n_rows)
+        # Matmul in the model's dtype (as the model's own head would), then fp32 for the softmax.
+        logits = (hidden[start:stop] @ weight.T).float()
+        if bias is not None:
+            logits += bias.float()
+        if softcap is not None:
+            logits = softcap * torch.tanh(logits / softcap)
+        tgt = targets[start:stop]
+        valid = tgt != ignore_index
+        picked = logits.gather(1, torch.where(valid, tgt, 0).unsqueeze(1)).squeeze(1)
+        out[start:stop] = torch.where(valid, picked - torch.logsumexp(logits, dim=-1), 0.0)
+    return out
+
+
+def target_logprobs(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
+                    bias: torch.Tensor | None = None, *, softcap: float | None = None,
+                    ignore_index: int = -100, backend: str = "auto") -> torch.Tensor:
+    """[T, d] hidden states, [V, d] head weight, [T] targets → [T] float32 log-probs (0 where ignored)."""
+    if hidden.ndim != 2 or weight.ndim != 2 or hidden.shape[1] != weight.shape[1]:
+        raise ValueError(f"shape mismatch: hidden {tuple(hidden.shape)}, weight {tuple(weight.shape)}")
+    if targets.shape != hidden.shape[:1]:
+        raise ValueError(f"targets {tuple(targets.shape)} must be [{hidden.shape[0]}]")
+    if resolve_backend(backend, hidden.device) == "triton":
+        from slmeval.kernels import fused_target_logprobs
+
+        return fused_target_logprobs(hidden, weight, targets, bias, softcap=softcap, ignore_index=ignore_index)
+    return torch_target_logprobs(hidden, weight, targets, bias, softcap=softcap, ignore_index=ignore_index)

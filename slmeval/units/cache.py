@@ -1,0 +1,171 @@
+"""On-disk unit cache and `tokenize_sources`, the one entry point that turns task audio into units.
+
+Entries are keyed by the sha256 of the audio file's bytes and live under a directory named by the
+tokenizer identity's hash, so a second checkpoint evaluated on the same task (same tokenizer) does no
+audio work at all. Each entry carries a checksum of its payload and is written to a temp file that is
+renamed into place: a run killed mid-write leaves at most an ignored temp file, and a damaged entry
+(truncated, bit-flipped) is reported and recomputed, never trusted.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from slmeval.units.base import TokenizerError, UnitTokenizer, identity_key
+
+log = logging.getLogger(__name__)
+
+ENTRY_MAGIC = b"SLMEVAL-UNITS-1\n"
+DIGEST_BYTES = 32
+
+
+def default_cache_dir() -> Path:
+    """$SLMEVAL_CACHE if set, else ~/.cache/slmeval."""
+    env = os.environ.get("SLMEVAL_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "slmeval"
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class UnitCache:
+    """Units of one tokenizer (identified by `identity`), stored under `root/units/<identity hash>/`."""
+
+    def __init__(self, root: Path | str, identity: dict):
+        self.identity = identity
+        self.key = identity_key(identity)
+        self.dir = Path(root).expanduser() / "units" / self.key[:32]
+        self.dir.mkdir(parents=True, exist_ok=True)
+        ident_file = self.dir / "identity.json"
+        if not ident_file.is_file():  # for humans inspecting the cache; never read back
+            _write_atomic(ident_file, (json.dumps(identity, indent=2, sort_keys=True) + "\n").encode())
+
+    def path(self, audio_sha256: str) -> Path:
+        if len(audio_sha256) != 64 or not all(c in "0123456789abcdef" for c in audio_sha256):
+            raise ValueError(f"not a lowercase sha256 hex digest: {audio_sha256!r}")
+        return self.dir / audio_sha256[:2] / f"{audio_sha256}.units"
+
+    def get(self, audio_sha256: str) -> np.ndarray | None:
+        path = self.path(audio_sha256)
+        try:
+            blob = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        problem = self._check(blob)
+        if problem is None:
+            try:
+                units = np.load(io.BytesIO(blob[len(ENTRY_MAGIC) + DIGEST_BYTES:]), allow_pickle=False)
+            except (ValueError, OSError, EOFError) as err:
+                units, problem = None, f"unreadable array ({err})"
+            else:
+                if units.dtype != np.int64 or units.ndim != 1 or (units.size and units.min() < 0):
+                    problem = f"unexpected content (dtype {units.dtype}, shape {units.shape})"
+        if problem is not None:
+            log.warning("unit cache entry %s is damaged (%s); it will be recomputed", path, problem)
+            path.unlink(missing_ok=True)
+            return None
+        return units
+
+    @staticmethod
+    def _check(blob: bytes) -> str | None:
+        head = len(ENTRY_MAGIC) + DIGEST_BYTES
+        if len(blob) < head or not blob.startswith(ENTRY_MAGIC):
+            return "missing header"
+        if hashlib.sha256(blob[head:]).digest() != blob[len(ENTRY_MAGIC):head]:
+            return "checksum mismatch (truncated or corrupted)"
+        return None
+
+    def put(self, audio_sha256: str, units: np.ndarray) -> None:
+        path = self.path(audio_sha256)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        buf = io.BytesIO()
+        np.save(buf, np.ascontiguousarray(units, dtype=np.int64).reshape(-1), allow_pickle=False)
+        payload = buf.getvalue()
+        _write_atomic(path, ENTRY_MAGIC + hashlib.sha256(payload).digest() + payload)
+
+
+def _source_bytes(source: Path | bytes, name: str) -> bytes:
+    from slmeval.audio import AudioError
+
+    if isinstance(source, (bytes, bytearray)):
+        return bytes(source)
+    try:
+        return Path(source).read_bytes()
+    except OSError as err:
+        raise AudioError(f"{name}: cannot read audio file ({err})") from err
+
+
+def tokenize_sources(sources: list[Path | bytes], names: list[str], tokenizer: UnitTokenizer,
+                     cache: UnitCache | None, *, progress: bool = True,
+                     batch_size: int = 16) -> tuple[list[np.ndarray], list[str]]:
+    """Units for each source (a file path or encoded audio bytes) and the sha256 of each source's bytes.
+
+    Cached units are reused; only misses are loaded (`slmeval.audio.load_audio`: downmix / resample with
+    a logged note) and encoded, `batch_size` waveforms at a time, then stored. Identical contents are
+    encoded once. Errors name the offending source via `names`.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from slmeval.audio import load_audio
+
+    if len(sources) != len(names):
+        raise ValueError(f"tokenize_sources: {len(sources)} sources but {len(names)} names")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if cache is not None and cache.identity != tokenizer.identity:
+        raise ValueError("tokenize_sources: the cache was opened for a different tokenizer identity")
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    units_by_sha: dict[str, np.ndarray] = {}
+    shas: list[str] = []
+    first_index: dict[str, int] = {}
+    with Progress(*columns, disable=not progress) as bar:
+        task = bar.add_task(f"units ({tokenizer.identity.get('kind', '?')})", total=len(sources))
+        for i, (source, name) in enumerate(zip(sources, names)):
+            sha = hashlib.sha256(_source_bytes(source, name)).hexdigest()
+            shas.append(sha)
+            if sha in first_index or sha in units_by_sha:
+                continue
+            cached = cache.get(sha) if cache is not None else None
+            if cached is not None:
+                units_by_sha[sha] = cached
+            else:
+                first_index[sha] = i
+        n_hits = sum(1 for s in shas if s in units_by_sha)
+        bar.advance(task, n_hits)
+
+        misses = list(first_index.items())
+        copies = Counter(shas)
+        for start in range(0, len(misses), batch_size):
+            chunk = misses[start:start + batch_size]
+            wavs = []
+            for sha, i in chunk:
+                wav = load_audio(_source_bytes(sources[i], names[i]), name=names[i])
+                try:
+                    wavs.append(tokenizer.check_wave(wav))
+                except TokenizerError as err:
+                    raise TokenizerError(f"{names[i]}: {err}") from err
+            for (sha, _), units in zip(chunk, tokenizer.encode_batch(wavs)):
+                units_by_sha[sha] = units
+                if cache is not None:
+                    cache.put(sha, units)
+            bar.advance(task, sum(copies[sha] for sha, _ in chunk))
+    log.info("units: %d sources, %d unique, %d from cache, %d encoded",
+             len(sources), len(set(shas)), len(set(shas)) - len(misses), len(misses))
+    return [units_by_sha[s].copy() for s in shas], shas

@@ -1,0 +1,128 @@
+"""`hubert` encoder: a local HF `HubertModel` directory, layer L features -> nearest k-means centroid.
+
+Layer numbering follows textlesslib / slamkit: layer L is the output of the L-th transformer layer,
+`hidden_states[L]` of HF's `output_hidden_states` (hidden_states[0] is the input of the first layer).
+Layers after L are dropped from the model: they cannot change layer L and would only cost time.
+
+Padding safety: HuBERT-base's convolutional front end group-normalises each channel over *time*, so
+zero padding changes the features of the real frames too (and base models were trained without an
+attention mask). Units must not depend on which other files share a batch, so only waveforms of
+identical length are stacked; everything else runs one at a time.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from slmeval.units.base import IMPLEMENTATION_VERSION, SAMPLE_RATE, TokenizerError, UnitTokenizer, sha256_file
+from slmeval.units.centroids import centroids_sha256, check_centroid_dim
+
+log = logging.getLogger(__name__)
+
+WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin")
+
+
+def model_weights_sha256(model_dir: Path) -> str:
+    """sha256 of the weight file (or, for sharded checkpoints, of the sorted per-file hashes)."""
+    files = sorted({p for pat in WEIGHT_PATTERNS for p in model_dir.glob(pat)})
+    if not files:
+        raise TokenizerError(f"{model_dir}: no model weights (*.safetensors or pytorch_model*.bin) found")
+    if len(files) == 1:
+        return sha256_file(files[0])
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f"{f.name}:{sha256_file(f)}\n".encode())
+    return h.hexdigest()
+
+
+def _reads_do_normalize(model_dir: Path) -> bool:
+    cfg = model_dir / "preprocessor_config.json"
+    if not cfg.is_file():
+        return False
+    try:
+        return bool(json.loads(cfg.read_text()).get("do_normalize", False))
+    except json.JSONDecodeError as err:
+        raise TokenizerError(f"{cfg}: not valid JSON ({err})") from err
+
+
+def _min_input_samples(conv_kernel: list[int], conv_stride: list[int]) -> int:
+    """Shortest waveform for which the conv feature encoder yields one frame (400 for HuBERT-base)."""
+    need = 1
+    for kernel, stride in reversed(list(zip(conv_kernel, conv_stride))):
+        need = (need - 1) * stride + kernel
+    return need
+
+
+class HubertTokenizer(UnitTokenizer):
+    def __init__(self, model_dir: str | Path, layer: int, centroids: np.ndarray, *, dedup: bool = True,
+                 device: str = "cpu", centroids_source: str = "<array>"):
+        import torch
+        from transformers import HubertModel
+
+        model_dir = Path(model_dir)
+        if not (model_dir / "config.json").is_file():
+            raise TokenizerError(f"{model_dir}: not a HuggingFace model directory (no config.json)")
+        try:
+            model = HubertModel.from_pretrained(str(model_dir))
+        except Exception as err:  # transformers raises many types for a bad checkpoint
+            raise TokenizerError(f"{model_dir}: cannot load as HubertModel ({err})") from err
+        n_layers = model.config.num_hidden_layers
+        if not 0 <= layer <= n_layers:
+            raise TokenizerError(f"{model_dir}: layer={layer} out of range; this model has layers 0..{n_layers}")
+        check_centroid_dim(centroids, model.config.hidden_size, centroids_source, f"hubert ({model_dir.name})")
+        # Keep at least one layer: the hidden-state recorder captures hidden_states[0] as that layer's input.
+        model.encoder.layers = model.encoder.layers[: max(layer, 1)]
+        self.model = model.to(device).eval()
+        self.device = device
+        self.layer = layer
+        self._torch = torch
+        self.do_normalize = _reads_do_normalize(model_dir)
+        self.min_samples = _min_input_samples(list(model.config.conv_kernel), list(model.config.conv_stride))
+        self.centroids = np.asarray(centroids, dtype=np.float64)
+        self.n_units = int(self.centroids.shape[0])
+        self.dedup = bool(dedup)
+        self.identity = {
+            "kind": "hubert",
+            "version": IMPLEMENTATION_VERSION,
+            "sample_rate": SAMPLE_RATE,
+            "model_sha256": model_weights_sha256(model_dir),
+            "layer": layer,
+            "hidden_size": int(model.config.hidden_size),
+            "do_normalize": self.do_normalize,
+            "padding": "none (equal-length batches only)",
+            "n_units": self.n_units,
+            "centroids_sha256": centroids_sha256(self.centroids),
+            "dedup": self.dedup,
+        }
+
+    def _prepare(self, wav: np.ndarray) -> np.ndarray:
+        if not self.do_normalize:
+            return wav
+        # Same per-utterance normalisation as Wav2Vec2FeatureExtractor(do_normalize=True).
+        x = wav.astype(np.float64)
+        return ((x - x.mean()) / np.sqrt(x.var() + 1e-7)).astype(np.float32)
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        torch = self._torch
+        with torch.inference_mode():
+            inputs = torch.from_numpy(batch).to(self.device)
+            out = self.model(inputs, output_hidden_states=True)
+            return out.hidden_states[self.layer].float().cpu().numpy()
+
+    def features(self, wav: np.ndarray) -> np.ndarray:
+        return self._run(self._prepare(wav)[None, :])[0]
+
+    def features_batch(self, wavs: list[np.ndarray]) -> list[np.ndarray]:
+        results: list[np.ndarray | None] = [None] * len(wavs)
+        by_length: dict[int, list[int]] = {}
+        for i, w in enumerate(wavs):
+            by_length.setdefault(w.shape[0], []).append(i)
+        for idx in by_length.values():
+            stacked = np.stack([self._prepare(wavs[i]) for i in idx])
+            for i, feats in zip(idx, self._run(stacked)):
+                results[i] = feats
+        return results  # type: ignore[return-value]
