@@ -9,7 +9,7 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
@@ -101,7 +101,7 @@ def _fingerprint(*parts: object) -> str:
 
 
 def evaluate(model: str | Path, tasks: Sequence[str], *, data_root: str | Path | None = None,
-             tokenizer: str | None = None, protocol: str = "slmeval", protocol_args: str | dict | None = None,
+             tokenizer: str | Any | None = None, protocol: str = "slmeval", protocol_args: str | dict | None = None,
              model_args: str | dict | None = None, batch_size: int = 8, device: str = "cpu",
              dtype: str = "float32", output: str | Path | None = None,
              include_path: Sequence[str | Path] | None = None, cache_dir: str | Path | None = None,
@@ -119,7 +119,8 @@ def evaluate(model: str | Path, tasks: Sequence[str], *, data_root: str | Path |
     if tokenizer is not None:
         from slmeval.units import UnitCache, default_cache_dir, load_tokenizer
 
-        tok = load_tokenizer(tokenizer, allow_pickle=allow_pickle, device=device)
+        tok = (load_tokenizer(tokenizer, allow_pickle=allow_pickle, device=device)
+               if isinstance(tokenizer, str) else tokenizer)   # a UnitTokenizer instance is accepted as is
         cache = UnitCache(Path(cache_dir) if cache_dir else default_cache_dir(), tok.identity) if use_cache else None
     run_config = {**lm.describe(), "tokenizer": tok.identity if tok else None, "protocol": proto.to_dict(),
                   "batch_size": batch_size, "logprob_backend": backend, "data_root": str(data_root) if data_root else None}

@@ -15,7 +15,7 @@ from slmeval.demo.stories import ClozeItem, sstorycloze_items, training_story, t
 
 SBLIMP_SEED, SSTORY_SEED, TSTORY_SEED, CORPUS_SEED = 11, 12, 13, 14
 SBLIMP_PER_SUBTYPE = 6                 # x 6 types x 2 subtypes x 2 voices = 144 voice-pairs
-N_SSTORY, N_TSTORY, N_MS_STORIES = 60, 60, 16
+N_SSTORY, N_TSTORY, N_MS_STORIES = 60, 60, 12
 SBLIMP_VOICES = ["en-us", "en-gb+f3"]
 STORY_VOICE = "en-us"
 MS_VOICES = ["en-us", "en-gb+f3", "en-gb-scotland+m2", "en-us+f4"]

@@ -1,9 +1,9 @@
 """Short topical stories written for the demo: training stories and the mini StoryCloze items.
 
 A story is a two-sentence context and a one-sentence ending:
-    "anna went to the beach. she found the shells and the crabs." + "she was happy with the shells."
+    "anna went to the beach. she found the shells." + "she was happy with the shells."
 Each topic has its own nouns, and the ending refers back to the character (pronoun), to what happened
-(found/liked -> happy, lost/feared -> sad) and to one object the context named. That is what a small LM
+(found/liked -> happy, lost/feared -> sad) and to the object the context named. That is what a small LM
 trained on many such stories can learn, and what the two mini tasks probe:
 
 * mini-tStoryCloze: the negative ending is the ending of another story on a different topic (seeded),
@@ -36,7 +36,7 @@ EVENTS = [("found", "happy"), ("liked", "happy"), ("loved", "happy"),
           ("lost", "sad"), ("feared", "sad"), ("hated", "sad")]
 ENDINGS = {"happy": ["{p} was happy with the {o}", "{p} smiled at the {o}"],
            "sad": ["{p} was sad about the {o}", "{p} cried about the {o}"]}
-OPENINGS = ["{c} went {place}", "one day {c} went {place}"]
+OPENING = "{c} went {place}"
 OTHER_PRONOUN = {"he": "she", "she": "he"}
 OPPOSITE_MOOD = {"happy": "sad", "sad": "happy"}
 
@@ -79,8 +79,7 @@ class _Draw:
     opening: str
     verb: str
     mood: str
-    objects: tuple[str, ...]
-    referent: str
+    obj: str
     ending_template: str
 
 
@@ -89,15 +88,15 @@ def _draw(rng: random.Random, topic: str | None = None) -> _Draw:
     place, nouns = TOPICS[topic]
     character = rng.choice(CHARACTERS)
     verb, mood = rng.choice(EVENTS)
-    objects = tuple(rng.sample(nouns, 2 if rng.random() < 0.7 else 1))
-    return _Draw(topic, character, rng.choice(OPENINGS).format(c=character[0], place=place), verb, mood,
-                 objects, rng.choice(objects), rng.choice(ENDINGS[mood]))
+    obj = rng.choice(nouns)
+    return _Draw(topic, character, OPENING.format(c=character[0], place=place), verb, mood, obj,
+                 rng.choice(ENDINGS[mood]))
 
 
 def _story(d: _Draw, story_id: str) -> Story:
     pron = d.character[1]
-    event = f"{pron} {d.verb} " + " and ".join(f"the {o}" for o in d.objects)
-    return Story(story_id, d.topic, d.opening, event, d.ending_template.format(p=pron, o=d.referent))
+    event = f"{pron} {d.verb} the {d.obj}"
+    return Story(story_id, d.topic, d.opening, event, d.ending_template.format(p=pron, o=d.obj))
 
 
 def training_story(rng: random.Random) -> Story:
@@ -107,11 +106,11 @@ def training_story(rng: random.Random) -> Story:
 def _adversarial_ending(rng: random.Random, d: _Draw, kind: str) -> str:
     pron = d.character[1]
     if kind == "pronoun":
-        return d.ending_template.format(p=OTHER_PRONOUN[pron], o=d.referent)
+        return d.ending_template.format(p=OTHER_PRONOUN[pron], o=d.obj)
     if kind == "mood":
         index = ENDINGS[d.mood].index(d.ending_template)
-        return ENDINGS[OPPOSITE_MOOD[d.mood]][index].format(p=pron, o=d.referent)
-    unnamed = [n for n in TOPICS[d.topic][1] if n not in d.objects]
+        return ENDINGS[OPPOSITE_MOOD[d.mood]][index].format(p=pron, o=d.obj)
+    unnamed = [n for n in TOPICS[d.topic][1] if n != d.obj]
     return d.ending_template.format(p=pron, o=rng.choice(unnamed))
 
 

@@ -87,7 +87,7 @@ def _head_tile_kernel(
         if HAS_SOFTCAP:
             # cap * tanh(x / cap), tanh written via exp2 (no tanh primitive on every backend);
             # saturates correctly: exp2 -> inf gives 1, exp2 -> 0 gives -1.
-            e = tl.exp2((2.0 * LOG2E / softcap) * logits)
+            e = tl.exp2(logits * (2.0 * LOG2E) / softcap)
             logits = softcap * (1.0 - 2.0 / (e + 1.0))
 
         hit = cols[None, :] == tgt32[:, None]
@@ -130,8 +130,10 @@ def _combine_splits_kernel(
 
     # Every split owns at least one column, so each real partial max is finite; padded
     # split slots carry (-inf, 0) and contribute exp2(-inf) * 0 = 0.
-    row_max = tl.max(part_max, axis=0)
+    # Rows past T are all padding; give them a finite max and unit sum so no inf-inf arises.
+    row_max = tl.where(row_mask, tl.max(part_max, axis=0), 0.0)
     total = tl.sum(tl.where(mask, part_sum * tl.exp2(part_max - row_max[None, :]), 0.0), axis=0)
+    total = tl.where(row_mask, total, 1.0)
     lse = (row_max + tl.log2(total)) * LN2
     tgt_logit = tl.sum(part_tgt, axis=0)
 

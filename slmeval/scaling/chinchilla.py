@@ -55,33 +55,51 @@ class HuberLSEObjective:
         return f, g
 
     def _block(self, x: np.ndarray, w: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        # Unshifted log-sum-exp: ~25% fewer passes over the (starts, runs) arrays. Only rows whose
+        # terms overflow or all underflow (far outside any sensible fit) are redone in the shifted form.
+        a, b, e, alpha, beta = (x[:, i:i + 1] for i in range(5))
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            e1 = np.exp(a - alpha * self.log_n)
+            e2 = np.exp(b - beta * self.log_d)
+            big_e = np.exp(e)
+            s = e1 + e2
+            s += big_e
+            r = np.log(s)
+            r -= self.log_loss
+            f, g = self._huber_and_grad(r, s, e1, e2, big_e, w)
+        bad = ~np.isfinite(f) | ~np.isfinite(g).all(axis=1)
+        if bad.any():
+            f[bad], g[bad] = self._block_shifted(x[bad], None if w is None else w[bad])
+        return f, g
+
+    def _huber_and_grad(self, r, s, e1, e2, e3, w):
+        dh = np.minimum(np.maximum(r, -self.delta), self.delta)
+        # Huber_δ(r) = dh·(r − dh/2) with dh = clip(r, −δ, δ): 0.5 r² inside, δ(|r| − δ/2) outside.
+        h = r - 0.5 * dh
+        h *= dh
+        if w is not None:
+            h *= w
+            dh = dh * w
+        t = np.divide(dh, s, out=dh)
+        g = np.empty((len(r), 5))
+        p1 = t * e1
+        p2 = t * e2
+        g[:, 0] = p1.sum(axis=1)
+        g[:, 1] = p2.sum(axis=1)
+        g[:, 2] = (t * e3).sum(axis=1) if e3.shape[1] > 1 else t.sum(axis=1) * e3[:, 0]
+        g[:, 3] = -(p1 @ self.log_n)
+        g[:, 4] = -(p2 @ self.log_d)
+        return h.sum(axis=1), g
+
+    def _block_shifted(self, x: np.ndarray, w: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         a, b, e, alpha, beta = (x[:, i:i + 1] for i in range(5))
         u1 = a - alpha * self.log_n
         u2 = b - beta * self.log_d
         m = np.maximum(np.maximum(u1, u2), e)
-        e1 = np.exp(u1 - m)
-        e2 = np.exp(u2 - m)
-        e3 = np.exp(e - m)
+        e1, e2, e3 = np.exp(u1 - m), np.exp(u2 - m), np.exp(e - m)
         s = e1 + e2 + e3
         r = m + np.log(s) - self.log_loss
-        abs_r = np.abs(r)
-        quad = abs_r <= self.delta
-        h = np.where(quad, 0.5 * r * r, self.delta * (abs_r - 0.5 * self.delta))
-        dh = np.clip(r, -self.delta, self.delta)
-        if w is not None:
-            h = h * w
-            dh = dh * w
-        t = dh / s
-        p1 = t * e1
-        p2 = t * e2
-        p3 = t * e3
-        g = np.empty_like(x)
-        g[:, 0] = p1.sum(axis=1)
-        g[:, 1] = p2.sum(axis=1)
-        g[:, 2] = p3.sum(axis=1)
-        g[:, 3] = -(p1 @ self.log_n)
-        g[:, 4] = -(p2 @ self.log_d)
-        return h.sum(axis=1), g
+        return self._huber_and_grad(r, s, e1, e2, e3, w)
 
 
 @dataclass
@@ -98,6 +116,8 @@ class ChinchillaFit:
     delta: float
     n_runs: int
     seconds: float
+    ftol: float
+    gtol: float
     best_tol: str
     ci: dict = field(default_factory=dict)          # name -> [lo, hi]
     ci_level: float | None = None
@@ -137,7 +157,7 @@ def _check(n, d, loss) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def fit_chinchilla(N, D, loss, *, delta: float = 1e-3, grid: np.ndarray | None = None, bootstrap: int = 0,
                    seed: int = 0, ci: float = 0.95, best_rtol: float = 1e-4, bootstrap_starts: int = 5,
-                   max_iter: int = 1000) -> ChinchillaFit:
+                   max_iter: int = 1000, ftol: float = 1e-10, gtol: float = 1e-7) -> ChinchillaFit:
     """Fit L(N, D) = E + A/N^α + B/D^β. `grid`: (S, 5) starts in the order (a, b, e, α, β).
 
     Bootstrap: each replicate resamples the runs with replacement and is refit from the
@@ -149,7 +169,7 @@ def fit_chinchilla(N, D, loss, *, delta: float = 1e-3, grid: np.ndarray | None =
         raise ValueError(f"grid must have shape (S, 5) in the order {PARAMS}, got {starts.shape}")
     t0 = time.perf_counter()
     obj = HuberLSEObjective(np.log(n), np.log(d), np.log(y), delta)
-    res = batched_lbfgs(obj, starts, max_iter=max_iter)
+    res = batched_lbfgs(obj, starts, max_iter=max_iter, ftol=ftol, gtol=gtol)
     fun = np.where(np.isfinite(res.fun), res.fun, np.inf)
     order = np.argsort(fun, kind="stable")
     best = order[0]
@@ -158,11 +178,12 @@ def fit_chinchilla(N, D, loss, *, delta: float = 1e-3, grid: np.ndarray | None =
     optima = _distinct(res.x[order], fun[order])
     fit = ChinchillaFit(**_to_named(res.x[best]), objective=float(fun[best]), n_starts=len(starts),
                         n_at_best=n_at_best, n_converged=int(res.converged.sum()), delta=float(delta),
-                        n_runs=len(n), seconds=0.0, best_tol=f"objective <= best + {best_rtol:g}*|best|",
+                        n_runs=len(n), seconds=0.0, ftol=ftol, gtol=gtol, best_tol=f"objective <= best + {best_rtol:g}*|best|",
                         seed=seed, local_optima=[{**_to_named(x), "objective": float(f)} for x, f in optima[:10]])
     if bootstrap > 0:
         starts_b = np.array([x for x, _ in optima[:bootstrap_starts]])
-        fit.ci, fit.ci_level = _bootstrap(n, d, y, delta, starts_b, bootstrap, seed, ci, max_iter)
+        fit.ci, fit.ci_level = _bootstrap(n, d, y, delta, starts_b, bootstrap, seed, ci,
+                                          dict(max_iter=max_iter, ftol=ftol, gtol=gtol))
         fit.bootstrap = bootstrap
         fit.bootstrap_rule = (f"{bootstrap} replicates resampling runs with replacement "
                               f"(numpy default_rng({seed})); each refit from the {len(starts_b)} best distinct "
@@ -184,13 +205,13 @@ def _distinct(xs: np.ndarray, funs: np.ndarray) -> list[tuple[np.ndarray, float]
     return kept
 
 
-def _bootstrap(n, d, y, delta, starts, n_rep, seed, level, max_iter) -> tuple[dict, float]:
+def _bootstrap(n, d, y, delta, starts, n_rep, seed, level, opts) -> tuple[dict, float]:
     rng = np.random.default_rng(seed)
     counts = np.stack([np.bincount(rng.integers(0, len(n), len(n)), minlength=len(n)) for _ in range(n_rep)])
     problem_set = np.repeat(np.arange(n_rep), len(starts))
     obj = HuberLSEObjective(np.log(n), np.log(d), np.log(y), delta, weights=counts.astype(float),
                             problem_set=problem_set)
-    res = batched_lbfgs(obj, np.tile(starts, (n_rep, 1)), max_iter=max_iter)
+    res = batched_lbfgs(obj, np.tile(starts, (n_rep, 1)), **opts)
     fun = np.where(np.isfinite(res.fun), res.fun, np.inf).reshape(n_rep, len(starts))
     best = res.x.reshape(n_rep, len(starts), 5)[np.arange(n_rep), fun.argmin(axis=1)]
     named = [_to_named(x) for x in best]

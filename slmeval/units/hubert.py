@@ -109,7 +109,7 @@ class HubertTokenizer(UnitTokenizer):
     def _run(self, batch: np.ndarray) -> np.ndarray:
         torch = self._torch
         with torch.inference_mode():
-            inputs = torch.from_numpy(batch).to(self.device)
+            inputs = torch.tensor(batch, device=self.device)  # copies: inputs may be read-only views
             out = self.model(inputs, output_hidden_states=True)
             return out.hidden_states[self.layer].float().cpu().numpy()
 

@@ -1,0 +1,268 @@
+"""The leaderboard folder: schema validation, official task hashes, accepted submissions.
+
+Layout of a board (default ./leaderboard):
+    schema/results.schema.json    what a results.json must hold
+    official_tasks.json           {"note": ..., "tasks": {task: {items_sha256, data_sha256, version}}}
+    literature.csv                numbers reported in papers (see literature.py)
+    submissions/<slug>/results.json      the submitted file, byte for byte
+    submissions/<slug>/submission.json   name, params/tokens/compute, sha256 of the file, data status
+
+Submitted files are only ever parsed as JSON; nothing read from them is executed or imported.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import jsonschema
+
+from slmeval.check.runs import RunError, parse_json_strict
+from slmeval.leaderboard.quantities import Quantity, parse_quantity, training_compute
+
+MAX_SUBMISSION_BYTES = 16 * 2**20
+MAX_NAME_CHARS = 200
+OFFICIAL = "official data"
+UNOFFICIAL = "unofficial data"
+
+
+class SubmissionError(ValueError):
+    """A submission (or a board file) that cannot be accepted; the message names the file and field."""
+
+
+@dataclass
+class Submission:
+    directory: Path
+    meta: dict       # submission.json
+    results: dict    # results.json
+
+
+@dataclass
+class Board:
+    root: Path
+
+    @property
+    def schema_path(self) -> Path:
+        return self.root / "schema" / "results.schema.json"
+
+    @property
+    def official_path(self) -> Path:
+        return self.root / "official_tasks.json"
+
+    @property
+    def literature_path(self) -> Path:
+        return self.root / "literature.csv"
+
+    @property
+    def submissions_dir(self) -> Path:
+        return self.root / "submissions"
+
+    def _read_json(self, path: Path) -> dict:
+        try:
+            data = parse_json_strict(path.read_text(encoding="utf-8"), source=str(path))
+        except OSError as exc:
+            raise SubmissionError(f"{path}: cannot read ({exc.strerror})") from None
+        except (RunError, UnicodeDecodeError) as exc:
+            raise SubmissionError(str(exc)) from None
+        if not isinstance(data, dict):
+            raise SubmissionError(f"{path}: expected a JSON object")
+        return data
+
+    def schema(self) -> dict:
+        return self._read_json(self.schema_path)
+
+    def official_tasks(self) -> dict[str, dict]:
+        tasks = self._read_json(self.official_path).get("tasks")
+        if not isinstance(tasks, dict):
+            raise SubmissionError(f"{self.official_path}: field 'tasks' must be an object of task -> hashes")
+        return tasks
+
+    def submissions(self) -> list[Submission]:
+        out = []
+        if not self.submissions_dir.is_dir():
+            return out
+        for directory in sorted(p for p in self.submissions_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            meta = self._read_json(directory / "submission.json")
+            results = self._read_json(directory / "results.json")
+            validate_results(results, self.schema(), source=str(directory / "results.json"))
+            out.append(Submission(directory, meta, results))
+        return out
+
+
+def validate_results(results: object, schema: dict, *, source: str) -> None:
+    """Schema plus the cross-field rules a schema cannot say (one error listing every problem)."""
+    validator = jsonschema.Draft202012Validator(schema)
+    problems = [f"field {'.'.join(str(p) for p in e.absolute_path) or '(top level)'}: {e.message}"
+                for e in sorted(validator.iter_errors(results), key=lambda e: list(map(str, e.absolute_path)))]
+    if not problems and isinstance(results, dict):
+        hashes = results["provenance"]["task_hashes"]
+        for task in results["results"]:
+            for section, where in ((results["configs"], "configs"), (results["versions"], "versions"),
+                                   (results["n_samples"], "n_samples"), (hashes, "provenance.task_hashes")):
+                if task not in section:
+                    problems.append(f"field {where}: no entry for task {task!r}")
+            if results["n_samples"].get(task) not in (None, results["results"][task]["n_pairs"]):
+                problems.append(f"field n_samples.{task}: differs from results.{task}.n_pairs")
+    if problems:
+        shown = problems[:12] + ([f"... and {len(problems) - 12} more"] if len(problems) > 12 else [])
+        raise SubmissionError(f"{source}: not a valid slmeval results.json:\n  " + "\n  ".join(shown))
+
+
+def data_status(results: dict, official: dict[str, dict]) -> dict[str, dict]:
+    """Per task: "official data" only when items, audio and version equal the pinned values."""
+    status = {}
+    hashes = results["provenance"]["task_hashes"]
+    for task in results["results"]:
+        pin = official.get(task)
+        ours = hashes[task]
+        if not isinstance(pin, dict):
+            reason = "task is not in official_tasks.json"
+        elif not pin.get("items_sha256") or not pin.get("data_sha256") or pin.get("version") is None:
+            reason = "official hashes not yet pinned"
+        elif pin["items_sha256"] != ours["items_sha256"]:
+            reason = "item list differs from the official task"
+        elif pin["data_sha256"] != ours["data_sha256"]:
+            reason = "audio differs from the official task data"
+        elif str(pin["version"]) != str(results["versions"][task]):
+            reason = f"task version {results['versions'][task]} is not the official {pin['version']}"
+        else:
+            status[task] = {"status": OFFICIAL, "reason": ""}
+            continue
+        status[task] = {"status": UNOFFICIAL, "reason": reason}
+    return status
+
+
+def clean_name(name: str) -> str:
+    """Names are shown as text; refuse empty, overlong, or control-character names."""
+    name = unicodedata.normalize("NFC", name).strip()
+    if not name:
+        raise SubmissionError("--name: must not be empty")
+    if len(name) > MAX_NAME_CHARS:
+        raise SubmissionError(f"--name: at most {MAX_NAME_CHARS} characters, got {len(name)}")
+    if any(unicodedata.category(ch) in ("Cc", "Cf") for ch in name):
+        raise SubmissionError("--name: must not contain control or format characters")
+    return name
+
+
+def slug_for(name: str) -> str:
+    readable = re.sub(r"[^a-z0-9]+", "-", name.casefold()).strip("-")[:60] or "model"
+    return f"{readable}-{hashlib.sha256(name.encode('utf-8')).hexdigest()[:8]}"
+
+
+def _task_hash_key(results: dict) -> tuple:
+    hashes = results["provenance"]["task_hashes"]
+    return tuple(sorted((t, h["items_sha256"], h["data_sha256"]) for t, h in hashes.items() if t in results["results"]))
+
+
+def _write_json_atomic(path: Path, data: dict) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=2, sort_keys=True, allow_nan=False)
+            handle.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _count(option: str, text: str | None) -> Quantity | None:
+    try:
+        return parse_quantity(text)
+    except ValueError as exc:
+        raise SubmissionError(f"{option}: {exc}") from None
+
+
+def add_submission(board: Board, results_path: Path, name: str, *, params: str | None = None,
+                   tokens: str | None = None, compute: str | None = None) -> Submission:
+    """Validate RESULTS and store it under submissions/<slug>/ (atomically: a whole folder or nothing)."""
+    results_path = Path(results_path)
+    if results_path.is_dir():
+        results_path = results_path / "results.json"
+    try:
+        raw = results_path.read_bytes() if results_path.stat().st_size <= MAX_SUBMISSION_BYTES else None
+    except OSError as exc:
+        raise SubmissionError(f"{results_path}: cannot read ({exc.strerror})") from None
+    if raw is None:
+        raise SubmissionError(f"{results_path}: larger than the {MAX_SUBMISSION_BYTES}-byte limit")
+    try:
+        results = parse_json_strict(raw.decode("utf-8"), source=str(results_path))
+    except UnicodeDecodeError:
+        raise SubmissionError(f"{results_path}: not UTF-8 text, so not a results.json") from None
+    except RunError as exc:
+        raise SubmissionError(str(exc)) from None
+    validate_results(results, board.schema(), source=str(results_path))
+    name = clean_name(name)
+    n, d, c = _count("--params", params), _count("--tokens", tokens), _count("--compute", compute)
+    derived = training_compute(n, d)
+    if c is None and derived is not None:
+        c, compute_rule = derived, "6*N*D"
+    else:
+        compute_rule = "given" if c is not None else None
+
+    existing = board.submissions()
+    for other in existing:
+        if other.meta.get("name", "").casefold() == name.casefold():
+            raise SubmissionError(f"--name: a submission named {other.meta['name']!r} already exists "
+                                  f"({other.directory})")
+        same_model = other.results["provenance"]["model_sha256"] == results["provenance"]["model_sha256"]
+        if same_model and _task_hash_key(other.results) == _task_hash_key(results):
+            raise SubmissionError(f"{results_path}: duplicate of {other.directory} (same model_sha256 and "
+                                  f"same task hashes, submitted as {other.meta.get('name')!r})")
+
+    status = data_status(results, board.official_tasks())
+    meta = {
+        "name": name,
+        "params": n.value if n else None, "params_approx": bool(n and n.approx),
+        "tokens": d.value if d else None, "tokens_approx": bool(d and d.approx),
+        "compute": c.value if c else None, "compute_approx": bool(c and c.approx), "compute_rule": compute_rule,
+        "added": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "results_sha256": hashlib.sha256(raw).hexdigest(),
+        "data_status_at_submission": status,
+    }
+    board.submissions_dir.mkdir(parents=True, exist_ok=True)
+    final = board.submissions_dir / slug_for(name)
+    staging = Path(tempfile.mkdtemp(dir=board.submissions_dir, prefix=".incoming-"))
+    try:
+        (staging / "results.json").write_bytes(raw)
+        _write_json_atomic(staging / "submission.json", meta)
+        os.rename(staging, final)   # one step: readers see the whole submission or none of it
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise SubmissionError(f"{final}: cannot store the submission ({exc.strerror})") from None
+    return Submission(final, meta, results)
+
+
+def pin_hashes(board: Board, results_path: Path, tasks: list[str] | None = None, *,
+               force: bool = False) -> dict[str, dict]:
+    """Record a trusted run's task hashes as the official ones (refuses to change a pin unless force)."""
+    results_path = Path(results_path)
+    if results_path.is_dir():
+        results_path = results_path / "results.json"
+    results = board._read_json(results_path)
+    validate_results(results, board.schema(), source=str(results_path))
+    document = board._read_json(board.official_path)
+    pinned = document.setdefault("tasks", {})
+    chosen = tasks or sorted(results["results"])
+    changes = {}
+    for task in chosen:
+        if task not in results["results"]:
+            raise SubmissionError(f"{results_path}: task {task!r} is not in this run")
+        ours = results["provenance"]["task_hashes"][task]
+        new_pin = {"items_sha256": ours["items_sha256"], "data_sha256": ours["data_sha256"],
+                   "version": results["versions"][task]}
+        old = pinned.get(task) or {}
+        if any(old.get(k) not in (None, v) for k, v in new_pin.items()) and not force:
+            raise SubmissionError(f"{board.official_path}: task {task!r} is already pinned to other values; "
+                                  f"pass --force to replace them")
+        pinned[task] = new_pin
+        changes[task] = new_pin
+    _write_json_atomic(board.official_path, document)
+    return changes

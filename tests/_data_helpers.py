@@ -1,0 +1,233 @@
+"""Builders that write each published task layout with real espeak-ng speech.
+
+Every `make_*` writes into the given location and returns the pairs a correct reader must return,
+in reader order (ids sorted with digit runs compared as numbers). They are written independently of
+`slmeval.data`'s readers (only the `Pair`/`Utterance` contract is shared) so they can serve as the
+reference in tests; the end-to-end tests reuse them to build small tasks.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from slmeval.audio import TARGET_SR, write_audio
+from slmeval.data.base import Pair, Utterance
+from slmeval.tts.espeak import synthesize
+
+VOICES = ("en-us", "en-gb+f3")
+# (grammatical, ungrammatical) sentence pairs: short, so synthesis stays a few milliseconds each.
+SENTENCES = (("the cat sleeps", "the cat sleep"), ("she saw herself", "she saw himself"))
+# sBLIMP phenomena the two sentence pairs stand for: (type, subtype)
+SBLIMP_TYPES = (("subject_verb_agreement", "regular_plural_subject_verb_agreement_1"),
+                ("anaphor_agreement", "anaphor_gender_agreement"))
+
+_SPEECH: dict[tuple[str, str], np.ndarray] = {}
+
+
+def speech(text: str, voice: str) -> np.ndarray:
+    """espeak-ng waveform (16 kHz float32), synthesised once per (text, voice) per test session."""
+    if (text, voice) not in _SPEECH:
+        _SPEECH[(text, voice)] = synthesize(text, voice)
+    return _SPEECH[(text, voice)]
+
+
+def encoded(text: str, voice: str, fmt: str = "WAV") -> bytes:
+    buf = io.BytesIO()
+    sf.write(buf, speech(text, voice), TARGET_SR, format=fmt, subtype="PCM_16")
+    return buf.getvalue()
+
+
+def _order(pairs: list[Pair]) -> list[Pair]:
+    key = lambda p: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", p.id)]  # noqa: E731
+    return sorted(pairs, key=key)
+
+
+def _pair_texts(i: int) -> tuple[str, str]:
+    return SENTENCES[i % len(SENTENCES)]
+
+
+# --- sBLIMP (ZeroSpeech 2021) -------------------------------------------------------------------
+
+def make_sblimp(root: Path, split: str = "dev", voices: tuple[str, ...] = VOICES, ext: str = ".wav",
+                items_per_type: int = 1) -> list[Pair]:
+    """Write `<root>/syntactic/<split>/{<name><ext>, gold.csv}`: for each of the two sBLIMP types,
+    `items_per_type` items, each spoken by every voice (a voice-pair = correct + incorrect file).
+    gold.csv columns are deliberately NOT in the order the ZeroSpeech release uses (readers must go
+    by header name), plus one extra column readers ignore."""
+    folder = Path(root) / "syntactic" / split
+    folder.mkdir(parents=True, exist_ok=True)
+    rows, pairs, n = [], [], 0
+    for t, (typ, subtype) in enumerate(SBLIMP_TYPES):
+        good, bad = SENTENCES[t]
+        for item in range(1, items_per_type + 1):
+            for voice in voices:
+                names = {}
+                for correct, text in ((1, good), (0, bad)):
+                    name = f"{split[0]}{n:05d}x"               # opaque names, like the release's
+                    n += 1
+                    write_audio(folder / f"{name}{ext}", speech(text, voice))
+                    rows.append({"voice": voice, "id": str(item), "correct": correct, "filename": name,
+                                 "subtype": subtype, "type": typ, "transcription": text, "extra": "x"})
+                    names[correct] = name
+                pairs.append(Pair(
+                    id=f"{typ}/{subtype}/{item}/{voice}",
+                    positive=Utterance(key=names[1], audio=folder / f"{names[1]}{ext}"),
+                    negative=Utterance(key=names[0], audio=folder / f"{names[0]}{ext}"),
+                    meta={"type": typ, "subtype": subtype, "item": str(item), "voice": voice,
+                          "transcription_positive": good, "transcription_negative": bad}))
+    rows.reverse()                                             # file order must not matter either
+    with open(folder / "gold.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return _order(pairs)
+
+
+# --- StoryCloze (slprl release) -----------------------------------------------------------------
+
+STORIES = ("a1b2-c3", "story_two", "10")   # ids with a dash, an underscore, and digits only
+
+
+def make_storycloze(root: Path, multispeaker: bool = False, voices: tuple[str, ...] = VOICES,
+                    ext: str = ".wav") -> list[Pair]:
+    """Write `<k>_<story>_correct<ext>` / `<k+1>_<story>_incorrect<ext>` for three stories into
+    `root` (single speaker: voices[0]) or into `root/<voice>/` for every voice (multi-speaker)."""
+    root = Path(root)
+    speakers = list(voices) if multispeaker else [None]
+    pairs = []
+    for speaker in speakers:
+        folder = root / speaker if speaker else root
+        voice = speaker or voices[0]
+        for i, story in enumerate(STORIES):
+            good, bad = _pair_texts(i)
+            pos, neg = f"{2 * i}_{story}_correct", f"{2 * i + 1}_{story}_incorrect"
+            write_audio(folder / f"{pos}{ext}", speech(good, voice))
+            write_audio(folder / f"{neg}{ext}", speech(bad, voice))
+            pairs.append(Pair(id=f"{speaker}/{story}" if speaker else story,
+                              positive=Utterance(key=pos, audio=folder / f"{pos}{ext}"),
+                              negative=Utterance(key=neg, audio=folder / f"{neg}{ext}"),
+                              meta={"story": story, "speaker": speaker}))
+    return _order(pairs)
+
+
+# --- slamkit-style paired folder ----------------------------------------------------------------
+
+def make_paired(root: Path, sep: str = "_", n_pairs: int = 6, ext: str = ".wav") -> list[Pair]:
+    """Write `<int><sep><rest><ext>`, files 2i positive and 2i+1 negative. Six pairs = twelve
+    files, so numeric order (2 < 10) and text order differ."""
+    root = Path(root)
+    pairs = []
+    for i in range(n_pairs):
+        good, bad = _pair_texts(i)
+        voice = VOICES[i % len(VOICES)]
+        pos, neg = f"{2 * i}{sep}{good.replace(' ', '-')}", f"{2 * i + 1}{sep}{bad.replace(' ', '-')}"
+        write_audio(root / f"{pos}{ext}", speech(good, voice))
+        write_audio(root / f"{neg}{ext}", speech(bad, voice))
+        pairs.append(Pair(id=str(2 * i), positive=Utterance(key=pos, audio=root / f"{pos}{ext}"),
+                          negative=Utterance(key=neg, audio=root / f"{neg}{ext}"),
+                          meta={"positive_name": good.replace(" ", "-"), "negative_name": bad.replace(" ", "-")}))
+    return pairs
+
+
+# --- Hugging Face datasets on disk --------------------------------------------------------------
+
+def _hf_columns(n_pairs: int, with_id: bool, fmt: str) -> tuple[dict, list[Pair]]:
+    cols: dict[str, list] = {"id": [], "positive": [], "negative": [], "text": [], "n_words": []}
+    pairs = []
+    for i in range(n_pairs):
+        good, bad = _pair_texts(i)
+        voice = VOICES[i % len(VOICES)]
+        pid = f"item{i}" if with_id else str(i)
+        pb, nb = encoded(good, voice, fmt), encoded(bad, voice, fmt)
+        cols["id"].append(pid)
+        cols["positive"].append({"bytes": pb, "path": f"{pid}_pos.{fmt.lower()}"})
+        cols["negative"].append({"bytes": nb, "path": f"{pid}_neg.{fmt.lower()}"})
+        cols["text"].append(good)
+        cols["n_words"].append(len(good.split()))
+        meta = {"text": good, "n_words": len(good.split())}
+        pairs.append(Pair(id=pid, positive=Utterance(key=f"{pid}/positive", audio=pb),
+                          negative=Utterance(key=f"{pid}/negative", audio=nb), meta=meta))
+    if not with_id:
+        del cols["id"]
+    return cols, _order(pairs)
+
+
+def _datasets_dataset(cols: dict):
+    from datasets import Audio, Dataset   # test-only peer producer
+    ds = Dataset.from_dict(cols)
+    for name in ("positive", "negative"):
+        ds = ds.cast_column(name, Audio(decode=False))
+    return ds
+
+
+def _pyarrow_table(cols: dict):
+    """The schema `datasets` writes for Audio(decode=False), built by hand."""
+    import pyarrow as pa
+    audio = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+    return pa.table({k: pa.array(v, type=audio if k in ("positive", "negative") else None)
+                     for k, v in cols.items()})
+
+
+def make_hf_parquet(path: Path, producer: str = "pyarrow", n_pairs: int = 4, with_id: bool = True,
+                    fmt: str = "WAV") -> list[Pair]:
+    """Write one parquet file with `positive`/`negative` audio structs {bytes, path}, an `id` column
+    (unless `with_id=False`: ids are then row numbers) and two scalar columns (`text`, `n_words`).
+    `producer`: "pyarrow" (the schema by hand) or "datasets" (Dataset.to_parquet, the peer tool;
+    needs the `datasets` package from the test extra)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cols, pairs = _hf_columns(n_pairs, with_id, fmt)
+    if producer == "datasets":
+        _datasets_dataset(cols).to_parquet(str(path))
+    else:
+        import pyarrow.parquet as pq
+        pq.write_table(_pyarrow_table(cols), path)
+    return pairs
+
+
+def make_hf_arrow(folder: Path, producer: str = "pyarrow", n_pairs: int = 4, with_id: bool = True,
+                  num_shards: int = 1, fmt: str = "WAV") -> list[Pair]:
+    """Write a `save_to_disk` folder (dataset_info.json, state.json, data-*.arrow stream files)."""
+    folder = Path(folder)
+    cols, pairs = _hf_columns(n_pairs, with_id, fmt)
+    if producer == "datasets":
+        _datasets_dataset(cols).save_to_disk(str(folder), num_shards=num_shards)
+        return pairs
+    import pyarrow as pa
+    folder.mkdir(parents=True, exist_ok=True)
+    table = _pyarrow_table(cols)
+    bounds = np.linspace(0, table.num_rows, num_shards + 1).astype(int)
+    names = []
+    for s in range(num_shards):
+        name = f"data-{s:05d}-of-{num_shards:05d}.arrow"
+        with pa.OSFile(str(folder / name), "wb") as sink, pa.ipc.new_stream(sink, table.schema) as w:
+            w.write_table(table.slice(bounds[s], bounds[s + 1] - bounds[s]))
+        names.append({"filename": name})
+    (folder / "state.json").write_text(json.dumps({"_data_files": names, "_split": None}))
+    (folder / "dataset_info.json").write_text(json.dumps({"features": {}}))
+    return pairs
+
+
+# --- pre-tokenised units ------------------------------------------------------------------------
+
+def make_units_jsonl(path: Path, n_pairs: int = 12, n_units: int = 50, seed: int = 0) -> list[Pair]:
+    """Write `{"id", "positive", "negative", "source"}` lines (random units, lengths 3..9) in
+    shuffled order; ids 0..n-1 as integers."""
+    rng = np.random.default_rng(seed)
+    pairs, lines = [], []
+    for i in rng.permutation(n_pairs):
+        pos = rng.integers(0, n_units, rng.integers(3, 10)).tolist()
+        neg = rng.integers(0, n_units, rng.integers(3, 10)).tolist()
+        lines.append(json.dumps({"id": int(i), "positive": pos, "negative": neg, "source": f"s{i % 3}"}))
+        pairs.append(Pair(id=str(i), positive=Utterance(key=f"{i}/positive", units=tuple(pos)),
+                          negative=Utterance(key=f"{i}/negative", units=tuple(neg)),
+                          meta={"source": f"s{i % 3}"}))
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text("\n".join(lines) + "\n")
+    return _order(pairs)
