@@ -10,6 +10,8 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml constraints.txt
 	@command -v espeak-ng >/dev/null || $(SUDO) apt-get install -y -q espeak-ng \
 	  || ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q espeak-ng)
+	@command -v chromium >/dev/null || $(SUDO) apt-get install -y -q chromium \
+	  || ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium)
 	@[ -x $(PY) ] || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	# constraints.txt pins the CPU torch build for this machine; pyproject.toml leaves torch free.

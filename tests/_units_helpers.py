@@ -18,7 +18,8 @@ def speech(text: str, voice: str = "en-us", sr: int = 16_000) -> np.ndarray:
     return wav
 
 
-def save_tiny_hubert(out_dir: Path, *, n_layers: int = 2, seed: int = 0, do_normalize: bool | None = None) -> Path:
+def save_tiny_hubert(out_dir: Path, *, n_layers: int = 2, seed: int = 0, do_normalize: bool | None = None,
+                     stable_layer_norm: bool = False) -> Path:
     """A random HubertModel small enough to run in milliseconds (hidden 32, 3-layer conv stack, hop 320)."""
     import json
 
@@ -27,8 +28,8 @@ def save_tiny_hubert(out_dir: Path, *, n_layers: int = 2, seed: int = 0, do_norm
 
     cfg = HubertConfig(hidden_size=32, num_hidden_layers=n_layers, num_attention_heads=2, intermediate_size=64,
                        conv_dim=(16, 16, 16), conv_kernel=(10, 8, 4), conv_stride=(5, 8, 8),
-                       num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2, feat_extract_norm="group",
-                       do_stable_layer_norm=False)
+                       num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2, feat_extract_norm="layer" if stable_layer_norm else "group",
+                       do_stable_layer_norm=stable_layer_norm)
     torch.manual_seed(seed)
     model = HubertModel(cfg).eval()
     model.save_pretrained(str(out_dir))

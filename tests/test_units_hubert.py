@@ -36,15 +36,23 @@ def reference_features(model_dir, wav, layer, normalize=False):
     return out.hidden_states[layer][0].double().numpy()
 
 
-@pytest.mark.parametrize("layer", [1, 3])
+@pytest.mark.parametrize("layer", [0, 1, 3])
 def test_units_match_plain_forward(model_dir, centroids, layer):
     wav = speech(SENTENCES[0])
     tok = load_tokenizer(f"hubert:model={model_dir},layer={layer},centroids={centroids},dedup=false")
-    assert len(tok.model.encoder.layers) == layer  # later layers are not computed
+    assert len(tok.model.encoder.layers) == max(layer, 1)  # later layers are not computed
     units = tok.encode(wav)
     feats = reference_features(model_dir, wav, layer)
     assert units.shape == (feats.shape[0],) and units.dtype == np.int64
     assert_nearest(units, feats, np.load(centroids))
+
+
+def test_stable_layer_norm_variant_intermediate_layer(tmp_path, centroids):
+    """HuBERT-large style (pre-LN, final encoder LayerNorm): layer L < N must be the raw layer output."""
+    model_dir = save_tiny_hubert(tmp_path / "large", n_layers=3, stable_layer_norm=True)
+    wav = speech(SENTENCES[1])
+    tok = load_tokenizer(f"hubert:model={model_dir},layer=2,centroids={centroids},dedup=false")
+    assert_nearest(tok.encode(wav), reference_features(model_dir, wav, 2), np.load(centroids))
 
 
 def test_do_normalize_from_preprocessor_config(tmp_path, centroids):

@@ -129,7 +129,7 @@ def test_stereo_44k_file_gives_same_units_as_mono_16k(tmp_path):
                                  tok, None, progress=False)
     assert abs(len(a) - len(b)) <= 1
     n = min(len(a), len(b))
-    assert np.mean(a[:n] == b[:n]) >= 0.9
+    assert np.mean(a[:n] == b[:n]) >= 0.95   # measured: 1.0
 
 
 def test_fit_kmeans_writes_a_loadable_tokenizer_with_lloyd_fixed_point(tmp_path):

@@ -1,1 +1,115 @@
-"""(commands registered by this module are added as the feature lands)"""
+"""`slmeval fit` (scaling laws from a runs table) and `slmeval loss` (test loss of a checkpoint)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from slmeval.cli.app import app
+
+console = Console()
+
+
+@app.command("fit")
+def fit_command(
+    runs: Path = typer.Argument(..., help="Runs table (CSV / JSONL / parquet) or a folder of results JSONs."),
+    out: Path = typer.Option(..., "--out", help="Output folder: fit.json, report.md, figures (PNG + SVG)."),
+    metadata: Optional[Path] = typer.Option(None, help="Metadata table (name, N, D, ...) joined to a results folder."),
+    name_from: str = typer.Option("dir", help="Run name of a results file: 'dir', 'model' or a regex with one group."),
+    delta: float = typer.Option(1e-3, help="Huber δ (1e-3 as Hoffmann et al.; 0.03 as the SLM paper)."),
+    bootstrap: int = typer.Option(200, help="Bootstrap replicates over runs (0: no intervals)."),
+    seed: int = typer.Option(0, help="Seed of every bootstrap."),
+    ci: float = typer.Option(0.95, help="Confidence level of the intervals."),
+    metric: Optional[list[str]] = typer.Option(None, help="Metric column(s) to analyse (default: all numeric extras)."),
+    saturation: str = typer.Option("hinge", help="Saturation rule for metric vs loss: hinge | max-loss | none."),
+    saturation_loss: Optional[float] = typer.Option(None, help="Loss threshold for --saturation max-loss."),
+    compare: Optional[list[str]] = typer.Option(None, help="Efficiency ratio(s) 'fast/slow', e.g. text/speech."),
+    target: Optional[list[float]] = typer.Option(None, help="Metric value(s) to extrapolate the compute for."),
+    modality: Optional[list[str]] = typer.Option(None, help="Accept extra modality names."),
+    no_plots: bool = typer.Option(False, "--no-plots", help="Skip the figures."),
+) -> None:
+    """Fit L(N, D), allocation, multi-epoch, γq, metric-vs-loss and mixed-modal laws to a runs table."""
+    from slmeval.scaling.plots import make_figures
+    from slmeval.scaling.report import print_summary, render_markdown, write_atomic, write_fit_json
+    from slmeval.scaling.study import FitOptions, run_study
+    from slmeval.scaling.tables import RunsTableError, load_runs
+
+    try:
+        df = load_runs(runs, metadata=metadata, name_from=name_from, extra_modalities=tuple(modality or ()))
+        opts = FitOptions(delta=delta, bootstrap=bootstrap, seed=seed, ci=ci, metrics=metric or None,
+                          saturation=saturation, saturation_loss=saturation_loss, compare=list(compare or []),
+                          targets=list(target or []))
+        for pair in opts.compare:
+            if pair.count("/") != 1:
+                raise RunsTableError(f"--compare {pair!r}: expected 'fast/slow', e.g. text/speech")
+        result = run_study(df, opts)
+    except (RunsTableError, ValueError) as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+    result["input"] = {"runs": str(runs), "metadata": str(metadata) if metadata else None, "name_from": name_from}
+    out.mkdir(parents=True, exist_ok=True)
+    figures = [] if no_plots else make_figures(df, result, out)
+    result["figures"] = figures
+    write_fit_json(result, out / "fit.json")
+    write_atomic(out / "report.md", render_markdown(result, figures))
+    print_summary(result, console)
+    console.print(f"wrote {out / 'fit.json'}, {out / 'report.md'} and {len(figures)} figure files")
+
+
+@app.command("loss")
+def loss_command(
+    model: Path = typer.Option(..., "--model", help="Checkpoint folder (HF causal LM over units)."),
+    data: Path = typer.Option(..., "--data", help="Held-out set: a folder of audio or a units JSONL ({'units': [...]})."),
+    tokenizer: Optional[str] = typer.Option(None, "--tokenizer", "-t", help="Unit tokenizer for audio input."),
+    model_args: Optional[str] = typer.Option(None, "--model-args", help="k=v,... (offset, bos_id, eos_id, max_length, ...)."),
+    device: str = typer.Option("cpu", help="torch device."),
+    dtype: str = typer.Option("float32", help="Model dtype."),
+    batch_size: int = typer.Option(8, min=1, help="Windows per forward pass."),
+    context_len: int = typer.Option(1, min=1, help="Least context per prediction in rolling windows (1 = lm-eval)."),
+    score_eos: bool = typer.Option(False, "--score-eos", help="Append EOS to every sequence and score it."),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Unit cache (default $SLMEVAL_CACHE or ~/.cache/slmeval)."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the unit cache."),
+    allow_pickle: bool = typer.Option(False, "--allow-pickle", help="Allow pickled k-means centroid files."),
+    output: Optional[Path] = typer.Option(None, "--output", help="Write the result as JSON here."),
+    append_to: Optional[Path] = typer.Option(None, "--append-to", help="Append (name, N, D, loss, modality) to this runs table."),
+    name: Optional[str] = typer.Option(None, help="Run name for --append-to (default: the model folder name)."),
+    tokens_seen: Optional[float] = typer.Option(None, "--tokens", help="D, training tokens seen (needed by --append-to)."),
+    n_params: Optional[float] = typer.Option(None, "--n-params", help="N (default: the model's non-embedding parameters)."),
+    modality: str = typer.Option("speech", help="Modality written with --append-to."),
+) -> None:
+    """Mean NLL per unit of a checkpoint on held-out data (rolling windows over long sequences)."""
+    import json
+
+    from slmeval.models import ModelError, load_lm
+    from slmeval.scaling.loss import LossInputError, append_run, corpus_loss, load_held_out, non_embedding_params
+    from slmeval.scaling.report import write_atomic
+
+    if append_to is not None and tokens_seen is None:
+        console.print("[red]error:[/] --append-to needs --tokens (D, the training tokens the checkpoint has seen)")
+        raise typer.Exit(2)
+    try:
+        lm = load_lm(model, model_args=model_args, device=device, dtype=dtype)
+        seqs = load_held_out(data, tokenizer=tokenizer, cache_dir=cache_dir, use_cache=not no_cache,
+                             allow_pickle=allow_pickle)
+        result = corpus_loss(lm, seqs, context_len=context_len, score_eos=score_eos, batch_size=batch_size)
+    except (ModelError, LossInputError, ValueError, OSError) as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+    payload = {**result.to_dict(), "model": lm.describe(), "data": str(data),
+               "non_embedding_params": non_embedding_params(lm.model)}
+    console.print(f"loss {result.loss:.5f} nats/unit ({payload['bits_per_token']:.4f} bits) over "
+                  f"{result.n_tokens} units, {result.n_sequences} sequences, {result.n_windows} windows")
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(output, json.dumps(payload, indent=2) + "\n")
+    if append_to is not None:
+        row = {"name": name or Path(model).name, "N": n_params or payload["non_embedding_params"],
+               "D": tokens_seen, "loss": result.loss, "modality": modality, "loss_tokens": result.n_tokens}
+        try:
+            append_run(append_to, row)
+        except (LossInputError, ValueError) as exc:
+            console.print(f"[red]error:[/] {exc}")
+            raise typer.Exit(2) from exc
+        console.print(f"appended {row['name']} to {append_to}")

@@ -37,8 +37,8 @@ def list_audio(folder: Path) -> dict[str, Path]:
     found: dict[str, Path] = {}
     with os.scandir(folder) as entries:
         for entry in entries:
-            stem, ext = os.path.splitext(entry.name)
-            if ext.lower() not in AUDIO_EXTENSIONS or not entry.is_file():
+            stem, dot, ext = entry.name.rpartition(".")
+            if not dot or "." + ext.lower() not in AUDIO_EXTENSIONS or not entry.is_file():
                 continue
             if stem in found:
                 raise DataLayoutError(

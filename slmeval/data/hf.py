@@ -60,12 +60,15 @@ def _arrow_files(folder: Path) -> list[Path]:
 
 
 def _read_arrow(path: Path) -> pa.Table:
-    # The memory map is left open on purpose: the table's buffers point into it (zero copy).
+    # Read into memory, not memory-mapped: the audio bytes are copied into Python objects anyway,
+    # and a mapped file that another process rewrites would crash us with SIGBUS.
     try:
-        return pa.ipc.open_stream(pa.memory_map(str(path))).read_all()    # what save_to_disk writes
+        with pa.OSFile(str(path)) as source:
+            return pa.ipc.open_stream(source).read_all()    # what save_to_disk writes
     except pa.ArrowInvalid:
         try:
-            return pa.ipc.open_file(pa.memory_map(str(path))).read_all()  # the random-access variant
+            with pa.OSFile(str(path)) as source:
+                return pa.ipc.open_file(source).read_all()  # the random-access variant
         except pa.ArrowInvalid as err:
             raise DataLayoutError(f"{path}: not an Arrow IPC stream or file ({err})") from err
 

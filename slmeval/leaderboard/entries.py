@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from dataclasses import asdict, dataclass, fields
 
 from slmeval.leaderboard.literature import SCORE_FAMILIES, ReportedRow
@@ -41,20 +42,31 @@ class Entry:
 
 
 def family_of(task: str, config: dict | None) -> str:
-    family = (config or {}).get("family")
-    if isinstance(family, str) and family.strip():
-        return family.strip().lower()
+    """The leaderboard section: the benchmark named in the task (sBLIMP, sStoryCloze, tStoryCloze,
+    as papers report them), else the task config's family. The task registry's family is coarser
+    ("storycloze" covers sStoryCloze and tStoryCloze), so the name is consulted first."""
     for known in ("sblimp", "tstorycloze", "sstorycloze"):
         if known in task.lower():
             return known
+    family = (config or {}).get("family")
+    if isinstance(family, str) and family.strip():
+        return family.strip().lower()
     return task.lower()
 
 
+_LONG_HEX = re.compile(r"^[0-9a-f]{40,}$")
+
+
 def _summary(mapping: dict | None) -> str:
+    """"k=v; ..." for the page; long hashes are shortened (the exports' source files keep them whole)."""
     if not isinstance(mapping, dict):
         return ""
-    return "; ".join(f"{k}={json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else v}"
-                     for k, v in sorted(mapping.items()))
+    def show(value: object) -> str:
+        if isinstance(value, (dict, list)):
+            return json.dumps(value, sort_keys=True)
+        text = str(value)
+        return text[:12] + "..." if _LONG_HEX.match(text) else text
+    return "; ".join(f"{k}={show(v)}" for k, v in sorted(mapping.items()))
 
 
 def _pct(value: object) -> float | None:

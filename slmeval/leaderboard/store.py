@@ -209,9 +209,10 @@ def add_submission(board: Board, results_path: Path, name: str, *, params: str |
 
     existing = board.submissions()
     for other in existing:
-        if other.meta.get("name", "").casefold() == name.casefold():
+        if str(other.meta.get("name", "")).casefold() == name.casefold():
             raise SubmissionError(f"--name: a submission named {other.meta['name']!r} already exists "
                                   f"({other.directory})")
+    for other in existing:
         same_model = other.results["provenance"]["model_sha256"] == results["provenance"]["model_sha256"]
         if same_model and _task_hash_key(other.results) == _task_hash_key(results):
             raise SubmissionError(f"{results_path}: duplicate of {other.directory} (same model_sha256 and "

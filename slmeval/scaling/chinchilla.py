@@ -125,6 +125,7 @@ class ChinchillaFit:
     bootstrap_rule: str | None = None
     seed: int = 0
     local_optima: list = field(default_factory=list)  # distinct end points, best first
+    bootstrap_params: list = field(default_factory=list, repr=False)  # per replicate (E, A, B, alpha, beta)
 
     @property
     def params(self) -> dict[str, float]:
@@ -134,7 +135,9 @@ class ChinchillaFit:
         return self.E + self.A / np.asarray(n, float) ** self.alpha + self.B / np.asarray(d, float) ** self.beta
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        d.pop("bootstrap_params")
+        return d
 
 
 def _to_named(x: np.ndarray) -> dict[str, float]:
@@ -182,7 +185,7 @@ def fit_chinchilla(N, D, loss, *, delta: float = 1e-3, grid: np.ndarray | None =
                         seed=seed, local_optima=[{**_to_named(x), "objective": float(f)} for x, f in optima[:10]])
     if bootstrap > 0:
         starts_b = np.array([x for x, _ in optima[:bootstrap_starts]])
-        fit.ci, fit.ci_level = _bootstrap(n, d, y, delta, starts_b, bootstrap, seed, ci,
+        fit.ci, fit.ci_level, fit.bootstrap_params = _bootstrap(n, d, y, delta, starts_b, bootstrap, seed, ci,
                                           dict(max_iter=max_iter, ftol=ftol, gtol=gtol))
         fit.bootstrap = bootstrap
         fit.bootstrap_rule = (f"{bootstrap} replicates resampling runs with replacement "
@@ -205,7 +208,7 @@ def _distinct(xs: np.ndarray, funs: np.ndarray) -> list[tuple[np.ndarray, float]
     return kept
 
 
-def _bootstrap(n, d, y, delta, starts, n_rep, seed, level, opts) -> tuple[dict, float]:
+def _bootstrap(n, d, y, delta, starts, n_rep, seed, level, opts) -> tuple[dict, float, list]:
     rng = np.random.default_rng(seed)
     counts = np.stack([np.bincount(rng.integers(0, len(n), len(n)), minlength=len(n)) for _ in range(n_rep)])
     problem_set = np.repeat(np.arange(n_rep), len(starts))
@@ -215,8 +218,12 @@ def _bootstrap(n, d, y, delta, starts, n_rep, seed, level, opts) -> tuple[dict, 
     fun = np.where(np.isfinite(res.fun), res.fun, np.inf).reshape(n_rep, len(starts))
     best = res.x.reshape(n_rep, len(starts), 5)[np.arange(n_rep), fun.argmin(axis=1)]
     named = [_to_named(x) for x in best]
+    for p in named:      # allocation exponents per replicate (Eq. 6), so their intervals are genuine
+        total = p["alpha"] + p["beta"]
+        p["a"], p["b"] = (p["beta"] / total, p["alpha"] / total) if total > 0 else (np.nan, np.nan)
     q = [(1 - level) / 2 * 100, (1 + level) / 2 * 100]
-    return {k: [float(v) for v in np.percentile([p[k] for p in named], q)] for k in named[0]}, level
+    intervals = {k: [float(v) for v in np.nanpercentile([p[k] for p in named], q)] for k in named[0]}
+    return intervals, level, named
 
 
 def objective_and_gradient(params: np.ndarray, N, D, loss, delta: float) -> tuple[float, np.ndarray]:

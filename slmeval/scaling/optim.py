@@ -54,6 +54,7 @@ def batched_lbfgs(fg: BatchedObjective, x0: np.ndarray, *, memory: int = 10, max
     converged = np.abs(g).max(axis=1) <= gtol
     done = converged.copy() | ~np.isfinite(f)
     first = np.ones(n_problems, dtype=bool)
+    restarted = np.zeros(n_problems, dtype=bool)
 
     for _ in range(max_iter):
         act = all_idx[~done]
@@ -86,8 +87,16 @@ def batched_lbfgs(fg: BatchedObjective, x0: np.ndarray, *, memory: int = 10, max
             if pending.size == 0:
                 break
             step[pending] *= 0.5
-        fail = ~ok
-        done[act[fail]] = True                      # cannot decrease further: keep current point
+        # A failed line search along an L-BFGS direction (stale curvature after a large jump) gets a
+        # second chance from steepest descent with the history cleared; failing that too, the
+        # problem stops at its current point.
+        fail = act[~ok]
+        retry = fail[~restarted[fail]]
+        rho[:, retry] = 0.0
+        gamma[retry] = 1.0
+        first[retry] = True
+        restarted[retry] = True
+        done[fail[~np.isin(fail, retry)]] = True
         acc = np.flatnonzero(ok)
         ia = act[acc]
         s = x_new[acc] - x[ia]
@@ -104,6 +113,7 @@ def batched_lbfgs(fg: BatchedObjective, x0: np.ndarray, *, memory: int = 10, max
         rel_drop = (f[ia] - f_new[acc]) / np.maximum(np.maximum(np.abs(f[ia]), np.abs(f_new[acc])), 1.0)
         x[ia], f[ia], g[ia] = x_new[acc], f_new[acc], g_new[acc]
         first[ia] = False
+        restarted[ia] = False
         n_iter[ia] += 1
         hit = (np.abs(g[ia]).max(axis=1) <= gtol) | (rel_drop <= ftol)
         converged[ia[hit]] = True

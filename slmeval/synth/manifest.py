@@ -80,7 +80,12 @@ class ManifestWriter:
     def __init__(self, path: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
+        # A killed run can leave a last line without its newline; start on a fresh line so the
+        # first new entry is not glued to that fragment.
+        torn = path.is_file() and path.stat().st_size > 0 and not _ends_with_newline(path)
         self._fh = path.open("a", encoding="utf-8")
+        if torn:
+            self._fh.write("\n")
 
     def write(self, entries: list[dict]) -> None:
         for entry in entries:
@@ -105,3 +110,9 @@ def merge_manifest(out: str | Path) -> int:
     lines = [json.dumps(merged[f], ensure_ascii=False, sort_keys=True) + "\n" for f in sorted(merged)]
     write_text_atomic(out / MANIFEST, "".join(lines))
     return len(lines)
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with path.open("rb") as fh:
+        fh.seek(-1, os.SEEK_END)
+        return fh.read(1) == b"\n"

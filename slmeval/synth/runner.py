@@ -15,10 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                           TimeRemainingColumn)
-
 from slmeval.audio import TARGET_SR, write_audio
+from slmeval.progress import progress_bar
 from slmeval.synth.layout import (Job, TASKS, gold_rows, plan_sblimp, plan_storycloze, safe_name, shard_jobs,
                                   write_gold_csv)
 from slmeval.synth.manifest import ManifestWriter, is_done, merge_manifest, part_name, read_manifest
@@ -68,7 +66,7 @@ def call_seed(seed: int, voice: str, file: str) -> int:
     return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
 
 
-def _request(job: Job, task: str, identity: dict, seed: int) -> dict:
+def _request(job: Job, task: str, identity: dict, seed: int | None) -> dict:
     return {"file": job.file, "item": job.item, "role": job.role, "task": task, "text": job.text,
             "voice": job.voice, "backend": identity["backend"], "model_hash": identity["model_hash"],
             "options": identity.get("options", {}), "seed": seed}
@@ -86,16 +84,13 @@ def _batches(jobs: list[Job], size: int) -> list[list[Job]]:
     return out
 
 
-def _progress(enabled: bool) -> Progress:
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), disable=not enabled)
-
-
 def run_synth(plan: Plan, backend: TTSBackend, out: str | Path, *, seed: int = 0,
               shard: tuple[int, int] = (0, 1), progress: bool = True) -> SynthReport:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     identity = backend.identity
+    # A deterministic backend ignores the seed, so a different --seed must not invalidate its files.
+    seed_used = seed if backend.seeded else None
     for voice in dict.fromkeys(j.voice for j in plan.jobs):
         backend.check_voice(voice)
     if plan.gold is not None:
@@ -104,7 +99,7 @@ def run_synth(plan: Plan, backend: TTSBackend, out: str | Path, *, seed: int = 0
 
     jobs = shard_jobs(plan.jobs, *shard)
     existing = read_manifest(out)
-    pending = [j for j in jobs if not is_done(out, _request(j, plan.task, identity, seed), existing.get(j.file))]
+    pending = [j for j in jobs if not is_done(out, _request(j, plan.task, identity, seed_used), existing.get(j.file))]
     log.info("synth %s: %d files in shard %d/%d, %d already done, %d to synthesise",
              plan.task, len(jobs), shard[0], shard[1], len(jobs) - len(pending), len(pending))
 
@@ -112,8 +107,8 @@ def run_synth(plan: Plan, backend: TTSBackend, out: str | Path, *, seed: int = 0
     written = 0
     voice_hash = getattr(backend, "voice_hash", None)
     voice_hashes = {v: voice_hash(v) for v in dict.fromkeys(j.voice for j in pending)} if voice_hash else {}
-    with ManifestWriter(manifest_path) as manifest, _progress(progress) as bar:
-        task_bar = bar.add_task(f"synth {plan.task} [{identity['backend']}]", total=len(pending))
+    with ManifestWriter(manifest_path) as manifest, \
+            progress_bar(f"synth {plan.task} [{identity['backend']}]", len(pending), enabled=progress) as advance:
         for batch in _batches(pending, backend.batch_size):
             voice = batch[0].voice
             cseed = call_seed(seed, voice, batch[0].file) if backend.seeded else None
@@ -121,10 +116,10 @@ def run_synth(plan: Plan, backend: TTSBackend, out: str | Path, *, seed: int = 0
             entries = []
             for job, wav in zip(batch, wavs):
                 write_audio(out / job.file, wav, TARGET_SR)
-                entry = _request(job, plan.task, identity, seed)
+                entry = _request(job, plan.task, identity, seed_used)
                 entry.update({"voice_dir": safe_name(voice), "model": identity.get("model"),
                               "version": identity.get("version"), "call_seed": cseed,
-                              "batch": [j.file for j in batch] if len(batch) > 1 else None,
+                              "batch": [j.file for j in batch] if backend.seeded and len(batch) > 1 else None,
                               "sample_rate": TARGET_SR, "frames": int(len(wav)),
                               "duration": round(len(wav) / TARGET_SR, 4),
                               "created": datetime.now(timezone.utc).isoformat(timespec="microseconds")})
@@ -133,15 +128,15 @@ def run_synth(plan: Plan, backend: TTSBackend, out: str | Path, *, seed: int = 0
                 entries.append(entry)
             manifest.write(entries)
             written += len(batch)
-            bar.advance(task_bar, len(batch))
+            advance(len(batch))
 
-    complete = is_complete(plan, out, identity, seed)
+    complete = is_complete(plan, out, identity, seed_used)
     if complete:
         merge_manifest(out)   # joins shard parts and drops lines superseded by later runs
     return SynthReport(len(jobs), len(jobs) - len(pending), written, complete,
                        out / ("manifest.jsonl" if complete else part_name(*shard)))
 
 
-def is_complete(plan: Plan, out: Path, identity: dict, seed: int) -> bool:
+def is_complete(plan: Plan, out: Path, identity: dict, seed: int | None) -> bool:
     entries = read_manifest(out)
     return all(is_done(out, _request(j, plan.task, identity, seed), entries.get(j.file)) for j in plan.jobs)

@@ -6,6 +6,8 @@ are the presets listed in speaker_embeddings_path.json (`v2/en_speaker_0` ... `v
 or a path to a `.npz` preset holding semantic_prompt / coarse_prompt / fine_prompt.
 
 Bark renders 24 kHz (generation_config.sample_rate); output is resampled to 16 kHz mono float32.
+Bark speaks at most ~15 s per generation, so each text is split into sentences that are generated
+separately (same preset) and joined with 0.25 s of silence, as in Bark's own long-form recipe.
 Sampling is seeded per call (`torch.manual_seed`), so one (texts, voice, seed, options) call is
 reproducible on the same device and library versions. A batch shares one speaker preset
 (BarkModel.generate takes one history prompt per call), which is how `slmeval synth` batches: by voice.
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -23,10 +26,6 @@ from slmeval.tts.base import TTSBackend, TTSError, check_waveform, sha256_files
 
 log = logging.getLogger(__name__)
 
-# Defaults of Bark's own `generate_audio` (text_temp=0.7, waveform_temp=0.7; fine stage 0.5) and the
-# early-stop EOS threshold its authors suggest (min_eos_p=0.2).
-DEFAULT_OPTIONS = {"semantic_temperature": 0.7, "coarse_temperature": 0.7, "fine_temperature": 0.5,
-                   "min_eos_p": 0.2, "semantic_max_new_tokens": None}
 _WEIGHT_PATTERNS = ("*.safetensors", "*.bin")
 _CONFIG_FILES = ("config.json", "generation_config.json")
 
@@ -35,10 +34,13 @@ class BarkBackend(TTSBackend):
     name = "bark"
     seeded = True
 
+    # Defaults: those of Bark's own `generate_audio` (text_temp=0.7, waveform_temp=0.7; fine stage 0.5)
+    # and the early-stop EOS threshold its authors suggest (min_eos_p=0.2).
     def __init__(self, model_dir: str | Path, *, device: str = "cpu", dtype: str = "float32",
                  batch_size: int = 8, semantic_temperature: float = 0.7, coarse_temperature: float = 0.7,
                  fine_temperature: float = 0.5, min_eos_p: float | None = 0.2,
-                 semantic_max_new_tokens: int | None = None):
+                 semantic_max_new_tokens: int | None = None, split_sentences: bool = True,
+                 sentence_gap_s: float = 0.25):
         import torch
         from transformers import BarkModel, BarkProcessor
 
@@ -55,7 +57,8 @@ class BarkBackend(TTSBackend):
         self.batch_size = max(1, batch_size)
         self.options = {"semantic_temperature": semantic_temperature, "coarse_temperature": coarse_temperature,
                         "fine_temperature": fine_temperature, "min_eos_p": min_eos_p,
-                        "semantic_max_new_tokens": semantic_max_new_tokens}
+                        "semantic_max_new_tokens": semantic_max_new_tokens, "split_sentences": split_sentences,
+                        "sentence_gap_s": sentence_gap_s}
         # local_files_only: a folder is what we were given; never reach for the hub.
         self.processor = BarkProcessor.from_pretrained(str(self.model_dir), local_files_only=True)
         self.model = BarkModel.from_pretrained(str(self.model_dir), dtype=dtypes[dtype], local_files_only=True)
@@ -109,11 +112,28 @@ class BarkBackend(TTSBackend):
                             root=self.model_dir)
 
     def synthesize_batch(self, texts: list[str], voice: str, seed: int) -> list[np.ndarray]:
-        torch = self._torch
+        """Seed once, then generate the texts' sentences in chunks of `batch_size` (in order) and join
+        each text's sentences with `sentence_gap_s` of silence."""
         self.check_voice(voice)
+        pieces = [split_sentences(t) if self.options["split_sentences"] else [t] for t in texts]
+        flat = [p for ps in pieces for p in ps]
+        self._torch.manual_seed(seed)   # seeds CPU and every CUDA device
+        wavs: list[np.ndarray] = []
+        for i in range(0, len(flat), self.batch_size):
+            wavs += self._generate(flat[i:i + self.batch_size], voice)
+        gap = np.zeros(int(round(self.options["sentence_gap_s"] * TARGET_SR)), dtype=np.float32)
+        out, k = [], 0
+        for text, ps in zip(texts, pieces):
+            parts = wavs[k:k + len(ps)]
+            k += len(ps)
+            joined = np.concatenate([x for part in parts for x in (gap, part)][1:]) if len(parts) > 1 else parts[0]
+            out.append(check_waveform(joined, f"bark[{voice}] {text[:40]!r}"))
+        return out
+
+    def _generate(self, texts: list[str], voice: str) -> list[np.ndarray]:
+        torch = self._torch
         inputs = self.processor(texts, voice_preset=voice, max_length=self._max_text_tokens)
-        n_tokens = inputs["attention_mask"].sum(dim=1)
-        for text, n in zip(texts, n_tokens.tolist()):
+        for text, n in zip(texts, inputs["attention_mask"].sum(dim=1).tolist()):
             if n >= self._max_text_tokens:
                 log.warning("Bark: text truncated to %d tokens: %r", self._max_text_tokens, text[:60])
         history = {k: v.to(self.device) for k, v in inputs.pop("history_prompt").items()}
@@ -125,17 +145,23 @@ class BarkBackend(TTSBackend):
             kwargs["min_eos_p"] = self.options["min_eos_p"]
         if self.options["semantic_max_new_tokens"] is not None:
             kwargs["semantic_max_new_tokens"] = self.options["semantic_max_new_tokens"]
-        torch.manual_seed(seed)   # seeds CPU and every CUDA device
         with torch.inference_mode():
             audio, lengths = self.model.generate(
                 input_ids=inputs["input_ids"].to(self.device),
                 attention_mask=inputs["attention_mask"].to(self.device),
                 history_prompt=history, return_output_lengths=True, **kwargs)
-        out = []
-        for row, n, text in zip(audio, lengths, texts):
-            wav = row[: int(n)].float().cpu().numpy()
-            out.append(check_waveform(resample(wav, self.native_sr, TARGET_SR), f"bark[{voice}] {text[:40]!r}"))
-        return out
+        return [resample(row[: int(n)].float().cpu().numpy(), self.native_sr, TARGET_SR)
+                for row, n in zip(audio, lengths)]
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+def split_sentences(text: str) -> list[str]:
+    """Split after . ! ? followed by whitespace. Bark speaks at most ~15 s per call (767 semantic
+    tokens at 49.9 Hz fit its 1,024-token window), so a StoryCloze story is spoken sentence by sentence."""
+    parts = [p.strip() for p in _SENTENCE_END.split(text.strip())]
+    return [p for p in parts if p] or [text]
 
 
 def preset_names(model_dir: str | Path) -> list[str]:

@@ -23,12 +23,12 @@ from slmeval.units.centroids import centroids_sha256, check_centroid_dim
 
 log = logging.getLogger(__name__)
 
-WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin")
-
-
 def model_weights_sha256(model_dir: Path) -> str:
-    """sha256 of the weight file (or, for sharded checkpoints, of the sorted per-file hashes)."""
-    files = sorted({p for pat in WEIGHT_PATTERNS for p in model_dir.glob(pat)})
+    """sha256 of the weight file transformers loads (or, if sharded, of the sorted per-file hashes).
+
+    safetensors wins over pytorch_model*.bin when both are present, as in `from_pretrained`.
+    """
+    files = sorted(model_dir.glob("*.safetensors")) or sorted(model_dir.glob("pytorch_model*.bin"))
     if not files:
         raise TokenizerError(f"{model_dir}: no model weights (*.safetensors or pytorch_model*.bin) found")
     if len(files) == 1:

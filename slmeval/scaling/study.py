@@ -1,0 +1,134 @@
+"""Turn a validated runs table into every analysis `slmeval fit` reports (a JSON-ready dict).
+
+Each analysis that cannot run on the given table (too few runs, no loss column, ...) is recorded
+under "skipped" with the reason, so nothing disappears silently.
+"""
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from slmeval.scaling.allocation import allocation_exponents, g_factor, iso_flop_table
+from slmeval.scaling.chinchilla import fit_chinchilla
+from slmeval.scaling.downstream import fit_accuracy_vs_loss, fit_gamma_q, relative_efficiency
+from slmeval.scaling.mixed_modal import fit_mixed_modal
+from slmeval.scaling.multiepoch import fit_multi_epoch
+from slmeval.scaling.tables import is_single_epoch, metric_columns
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FitOptions:
+    delta: float = 1e-3
+    bootstrap: int = 200
+    seed: int = 0
+    ci: float = 0.95
+    metrics: list[str] | None = None            # None: every metric column
+    saturation: str = "hinge"
+    saturation_loss: float | None = None
+    compare: list[str] = field(default_factory=list)   # "text/speech": ratio γ_text/γ_speech
+    targets: list[float] = field(default_factory=list)  # metric values to extrapolate compute for
+    delta_mixed: float = 0.03
+
+
+def run_study(df: pd.DataFrame, opts: FitOptions) -> dict:
+    out: dict = {"settings": asdict(opts), "n_runs": int(len(df)), "loss_law": {}, "allocation": {},
+                 "multi_epoch": {}, "gamma_q": {}, "efficiency": {}, "accuracy_vs_loss": {}, "mixed_modal": {},
+                 "skipped": []}
+    unimodal = sorted(m for m in df["modality"].unique() if "+" not in m)
+    for mod in unimodal:
+        _loss_analyses(df[df["modality"] == mod], mod, opts, out)
+    metrics = opts.metrics if opts.metrics is not None else metric_columns(df)
+    for metric in metrics:
+        if metric not in df:
+            raise ValueError(f"metric column {metric!r} not in the runs table; have {metric_columns(df)}")
+        _metric_analyses(df, metric, unimodal, opts, out)
+    for mod in sorted(m for m in df["modality"].unique() if "+" in m):
+        i, j = mod.split("+")
+        if i not in out["loss_law"] or j not in out["loss_law"]:
+            out["skipped"].append({"analysis": "mixed_modal", "modality": mod,
+                                   "reason": f"needs uni-modal loss fits for both {i} and {j}"})
+            continue
+        rows = df[(df["modality"] == mod) & df["loss"].notna()]
+        try:
+            fit = fit_mixed_modal(rows["N"], rows[f"D_{i}"], rows[f"D_{j}"], rows["loss"], out["loss_law"][i],
+                                  out["loss_law"][j], modalities=(i, j), delta=opts.delta_mixed)
+            out["mixed_modal"][mod] = fit.to_dict()
+        except ValueError as exc:
+            out["skipped"].append({"analysis": "mixed_modal", "modality": mod, "reason": str(exc)})
+    return out
+
+
+def _loss_analyses(sub: pd.DataFrame, mod: str, opts: FitOptions, out: dict) -> None:
+    with_loss = sub[sub["loss"].notna()]
+    single = with_loss[is_single_epoch(with_loss)]
+    if len(single) < 5:
+        out["skipped"].append({"analysis": "loss_law", "modality": mod,
+                               "reason": f"{len(single)} single-epoch runs with a loss (need >= 5)"})
+        return
+    log.info("fitting L(N, D) for %s on %d runs", mod, len(single))
+    fit = fit_chinchilla(single["N"], single["D"], single["loss"], delta=opts.delta, bootstrap=opts.bootstrap,
+                         seed=opts.seed, ci=opts.ci)
+    out["loss_law"][mod] = {**fit.to_dict(), "runs": single["name"].tolist()}
+    try:
+        a, b = allocation_exponents(fit.alpha, fit.beta)
+    except ValueError as exc:
+        out["skipped"].append({"analysis": "allocation", "modality": mod, "reason": str(exc)})
+        return
+    lo = math.floor(math.log10(sub["C"].min()))
+    hi = math.ceil(math.log10(sub["C"].max())) + 2
+    budgets = [10.0 ** k for k in range(lo, hi + 1)]
+    out["allocation"][mod] = {"a": a, "b": b, "G": g_factor(fit.A, fit.B, fit.alpha, fit.beta),
+                              "a_ci": fit.ci.get("a"), "b_ci": fit.ci.get("b"),
+                              "iso_flop": iso_flop_table(budgets, fit.E, fit.A, fit.B, fit.alpha, fit.beta)}
+    repeated = with_loss[~is_single_epoch(with_loss)]
+    if len(repeated) == 0:
+        return
+    log.info("fitting R_N*, R_D* for %s on %d runs (%d repeat data)", mod, len(with_loss), len(repeated))
+    me = fit_multi_epoch(with_loss["N"], with_loss["D"], with_loss["U"], with_loss["loss"], fit.params,
+                         delta=opts.delta, bootstrap=min(opts.bootstrap, 100), seed=opts.seed, ci=opts.ci,
+                         base_draws=fit.bootstrap_params or None)
+    for w in me.warnings:
+        log.warning("%s: %s", mod, w)
+    out["multi_epoch"][mod] = me.to_dict()
+
+
+def _metric_analyses(df: pd.DataFrame, metric: str, unimodal: list[str], opts: FitOptions, out: dict) -> None:
+    fits = {}
+    for mod in unimodal:
+        rows = df[(df["modality"] == mod) & df[metric].notna()]
+        key = f"{metric} | {mod}"
+        try:
+            g = fit_gamma_q(rows["C"], rows[metric], bootstrap=opts.bootstrap, seed=opts.seed, ci=opts.ci)
+            fits[mod] = g
+            out["gamma_q"][key] = {"metric": metric, "modality": mod, **g.to_dict(),
+                                   "envelope_runs": rows["name"][_env(rows, metric)].tolist()}
+        except ValueError as exc:
+            out["skipped"].append({"analysis": "gamma_q", "metric": metric, "modality": mod, "reason": str(exc)})
+        rows = rows[rows["loss"].notna()]
+        try:
+            acc = fit_accuracy_vs_loss(rows["loss"], rows[metric], rule=opts.saturation,
+                                       max_loss=opts.saturation_loss, ci=opts.ci)
+            out["accuracy_vs_loss"][key] = {"metric": metric, "modality": mod, **acc.to_dict(),
+                                            "runs": rows["name"].tolist()}
+        except ValueError as exc:
+            out["skipped"].append({"analysis": "accuracy_vs_loss", "metric": metric, "modality": mod,
+                                   "reason": str(exc)})
+    pairs = [c.split("/") for c in opts.compare] if opts.compare else (
+        [["text", "speech"]] if {"text", "speech"} <= set(fits) else list(itertools.combinations(sorted(fits), 2)))
+    for fast, slow in pairs:
+        if fast in fits and slow in fits:
+            out["efficiency"][f"{metric} | {fast}/{slow}"] = {
+                "metric": metric, "modalities": [fast, slow],
+                **relative_efficiency(fits[fast], fits[slow], opts.targets, opts.ci)}
+
+
+def _env(rows: pd.DataFrame, metric: str) -> np.ndarray:
+    from slmeval.scaling.downstream import envelope_mask
+    return envelope_mask(rows["C"].to_numpy(), rows[metric].to_numpy())

@@ -1,0 +1,212 @@
+"""Runs tables: read, join and validate the input of `slmeval fit`.
+
+Canonical columns: `name`, `N` (non-embedding parameters), `D` (tokens seen), optional `U` (unique
+tokens) or `epochs` (then U = D/epochs), optional `C` (FLOPs; default 6·N·D), `loss`, `modality`,
+bi-modal token columns `D_<modality>`, and any number of metric columns (numeric, anything else).
+
+Sources: a CSV / JSONL / parquet table; or a folder of slmeval `results.json` files (metrics
+under results[task][metric]) and/or lm-eval result JSONs (results[task]["acc,none"]) joined with a
+metadata table by run name.
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+class RunsTableError(ValueError):
+    """Input that cannot become a runs table; the message names the file/field and what was expected."""
+
+
+KNOWN_MODALITIES = {"speech", "text", "code", "image", "image-text", "speech-text", "molecules", "audio"}
+ALIASES = {"run": "name", "model": "name", "params": "N", "n_params": "N", "parameters": "N",
+           "tokens": "D", "train_tokens": "D", "unique_tokens": "U", "flops": "C", "compute": "C",
+           "test_loss": "loss", "val_loss": "loss"}
+RESERVED = {"name", "N", "D", "U", "epochs", "C", "loss", "modality"}
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    path = Path(path)
+    if not path.exists():
+        raise RunsTableError(f"{path}: no such file")
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".csv", ".tsv"):
+            return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",")
+        if suffix in (".jsonl", ".ndjson"):
+            return pd.read_json(path, lines=True)
+        if suffix == ".json":
+            return pd.read_json(path)
+        if suffix in (".parquet", ".pq"):
+            return pd.read_parquet(path)
+    except ValueError as exc:
+        raise RunsTableError(f"{path}: cannot be read as {suffix[1:]}: {exc}") from exc
+    raise RunsTableError(f"{path}: unknown table format {suffix!r}; expected .csv, .tsv, .jsonl, .parquet")
+
+
+def metrics_from_results_json(data: dict, source: Path) -> dict[str, float]:
+    """Flatten slmeval or lm-eval results to {"<task>/<metric>": value} (stderr and non-numbers skipped).
+
+    lm-eval keys "<metric>,<filter>" become "<metric>" for the `none` filter and "<metric>@<filter>"
+    otherwise.
+    """
+    results = data.get("results")
+    if not isinstance(results, dict):
+        raise RunsTableError(f"{source}: no 'results' object (expected slmeval results.json or lm-eval output)")
+    out: dict[str, float] = {}
+    for task, metrics in results.items():
+        if not isinstance(metrics, dict):
+            continue
+        for key, value in metrics.items():
+            metric, _, filt = str(key).partition(",")
+            if "stderr" in metric or isinstance(value, bool) or not isinstance(value, (int, float)):
+                continue
+            name = metric if filt in ("", "none") else f"{metric}@{filt}"
+            out[f"{task}/{name}"] = float(value)
+    return out
+
+
+def run_name_for(path: Path, root: Path, data: dict, rule: str) -> str:
+    """`dir`: the folder holding the file (relative to the root for nested layouts); `model`:
+    the basename of config.model (slmeval) or config.model_args pretrained= (lm-eval); anything else is
+    a regular expression whose first group is taken from the file's path relative to the root."""
+    rel = path.relative_to(root)
+    if rule == "dir":
+        return rel.parent.as_posix() if rel.parent != Path(".") else path.stem
+    if rule == "model":
+        cfg = data.get("config") or {}
+        model = cfg.get("model") if isinstance(cfg.get("model"), str) else None
+        args = cfg.get("model_args")
+        if isinstance(args, str) and "pretrained=" in args:
+            model = args.split("pretrained=")[1].split(",")[0]
+        if not model:
+            raise RunsTableError(f"{path}: --name-from model but config.model / model_args pretrained= is missing")
+        return Path(model.rstrip("/")).name
+    match = re.search(rule, rel.as_posix())
+    if not match or not match.groups():
+        raise RunsTableError(f"{path}: --name-from pattern {rule!r} has no (group) match in {rel.as_posix()!r}")
+    return match.group(1)
+
+
+def read_results_folder(folder: str | Path, metadata: str | Path, name_from: str = "dir") -> pd.DataFrame:
+    """Join every results JSON under `folder` with the metadata table by run name."""
+    folder = Path(folder)
+    files = sorted(p for p in folder.rglob("*.json") if p.name == "results.json" or p.name.startswith("results"))
+    if not files:
+        raise RunsTableError(f"{folder}: no results.json / results*.json files found")
+    rows: dict[str, dict] = {}
+    for path in files:
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise RunsTableError(f"{path}: not valid JSON ({exc})") from exc
+        name = run_name_for(path, folder, data, name_from)
+        if name in rows:
+            raise RunsTableError(f"{path}: run name {name!r} already taken by {rows[name]['_source']}; "
+                                 "use --name-from to tell runs apart")
+        rows[name] = {"name": name, "_source": str(path), **metrics_from_results_json(data, path)}
+    meta = canonical_columns(read_table(metadata), metadata)
+    if "name" not in meta:
+        raise RunsTableError(f"{metadata}: the metadata table needs a 'name' column (run name) to join on")
+    meta["name"] = meta["name"].astype(str)
+    unknown = sorted(set(rows) - set(meta["name"]))
+    if unknown:
+        raise RunsTableError(f"{metadata}: no metadata row for run(s) {unknown[:10]} found in {folder} "
+                             f"(metadata names: {sorted(meta['name'])[:10]})")
+    res = pd.DataFrame(list(rows.values())).drop(columns="_source")
+    clash = (set(res.columns) & set(meta.columns)) - {"name"}
+    if clash:
+        raise RunsTableError(f"{metadata}: columns {sorted(clash)} appear in both the metadata and the results")
+    return meta.merge(res, on="name", how="left")
+
+
+def canonical_columns(df: pd.DataFrame, source) -> pd.DataFrame:
+    renames = {c: ALIASES[c] for c in df.columns if c in ALIASES and ALIASES[c] not in df.columns}
+    df = df.rename(columns=renames)
+    dup = df.columns[df.columns.duplicated()].tolist()
+    if dup:
+        raise RunsTableError(f"{source}: duplicated columns {dup}")
+    return df
+
+
+def load_runs(source: str | Path, *, metadata: str | Path | None = None, name_from: str = "dir",
+              extra_modalities: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Read and validate a runs table (see the module docstring)."""
+    source = Path(source)
+    if source.is_dir():
+        if metadata is None:
+            raise RunsTableError(f"{source}: a folder of results needs --metadata (a table with name, N, D, ...)")
+        df = read_results_folder(source, metadata, name_from)
+    else:
+        df = canonical_columns(read_table(source), source)
+        if metadata is not None:
+            raise RunsTableError("--metadata is only used with a folder of results JSONs")
+    return validate_runs(df, source, extra_modalities=extra_modalities)
+
+
+def validate_runs(df: pd.DataFrame, source="runs table", *, extra_modalities=()) -> pd.DataFrame:
+    df = canonical_columns(df.copy(), source)
+    missing = [c for c in ("N", "D") if c not in df]
+    if missing:
+        raise RunsTableError(f"{source}: missing column(s) {missing}; have {list(df.columns)}")
+    if "name" not in df:
+        df.insert(0, "name", [f"run{i}" for i in range(len(df))])
+    df["name"] = df["name"].astype(str)
+    if df["name"].duplicated().any():
+        raise RunsTableError(f"{source}: duplicate run names {df['name'][df['name'].duplicated()].tolist()[:10]}")
+    if "modality" not in df:
+        df["modality"] = "speech"
+    df["modality"] = df["modality"].astype(str)
+    known = KNOWN_MODALITIES | set(extra_modalities)
+    for value in sorted(set(df["modality"])):
+        parts = value.split("+")
+        if not all(p in known for p in parts) or len(parts) > 2:
+            raise RunsTableError(f"{source}: unknown modality {value!r}; expected one of {sorted(known)} or "
+                                 "'<i>+<j>' for bi-modal runs (add others with --modality)")
+        if len(parts) == 2:
+            for p in parts:
+                if f"D_{p}" not in df:
+                    raise RunsTableError(f"{source}: bi-modal runs {value!r} need a column 'D_{p}' (tokens of {p})")
+    numeric = ["N", "D"] + [c for c in ("U", "epochs", "C", "loss") if c in df]
+    for col in numeric:
+        vals = pd.to_numeric(df[col], errors="coerce")
+        bad_type = vals.isna() & df[col].notna()
+        if bad_type.any():
+            raise RunsTableError(f"{source}: column {col!r} must be numeric; runs {df['name'][bad_type].tolist()[:10]}")
+        df[col] = vals.astype(float)
+        nonpos = df[col].notna() & ~(df[col] > 0)
+        if nonpos.any():
+            raise RunsTableError(f"{source}: column {col!r} must be > 0; runs {df['name'][nonpos].tolist()[:10]}")
+    for col in ("N", "D"):
+        if df[col].isna().any():
+            raise RunsTableError(f"{source}: column {col!r} is empty for runs {df['name'][df[col].isna()].tolist()[:10]}")
+    if "epochs" in df:
+        u_from_epochs = df["D"] / df["epochs"]
+        df["U"] = df["U"].fillna(u_from_epochs) if "U" in df else u_from_epochs
+    if "U" not in df:
+        df["U"] = np.nan
+    if "C" not in df:
+        df["C"] = 6.0 * df["N"] * df["D"]
+    df["C"] = df["C"].fillna(6.0 * df["N"] * df["D"])
+    if "loss" not in df:
+        df["loss"] = np.nan
+    return df
+
+
+def metric_columns(df: pd.DataFrame) -> list[str]:
+    """Numeric columns that are not run descriptors: the downstream metrics."""
+    cols = []
+    for c in df.columns:
+        if c in RESERVED or c.startswith("D_") or c.startswith("_"):
+            continue
+        if pd.api.types.is_numeric_dtype(df[c]) and df[c].notna().any():
+            cols.append(c)
+    return cols
+
+
+def is_single_epoch(df: pd.DataFrame) -> pd.Series:
+    return df["U"].isna() | (df["D"] <= df["U"] * (1 + 1e-9))

@@ -1,0 +1,91 @@
+"""Realistic slmeval run outputs (results.json + samples_<task>.jsonl, as documented in
+docs/architecture.md) for the leaderboard and check tests, built from per-item correctness lists."""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+FAMILIES = {"mini_sblimp": "sblimp", "mini_sstorycloze": "storycloze", "mini_tstorycloze": "storycloze",
+            "mini_ms_sstorycloze": "storycloze"}   # as in tasks/*.yaml
+PROTOCOL = {"score": "mean", "normalize": "per_token", "add_bos": True, "add_eos": False, "dedup": True,
+            "max_units": 2048}
+TOKENIZER = {"kind": "logmel", "n_units": 64, "n_mels": 40, "dedup": True, "sample_rate": 16000,
+             "centroids_sha256": "3f" * 32}
+
+
+def item_keys(task: str, index: int) -> tuple[str, str, str]:
+    if FAMILIES.get(task) == "sblimp":
+        return f"{index:06d}", f"{index:06d}_good_voice{index % 4}", f"{index:06d}_bad_voice{index % 4}"
+    return f"story{index:04d}", f"story{index:04d}/positive", f"story{index:04d}/negative"
+
+
+def task_samples(task: str, correct: list[float], seed: int = 0) -> list[dict]:
+    """One samples line per item; log-probs are drawn so that the comparison agrees with `correct`."""
+    rng = np.random.default_rng(seed)
+    lines = []
+    for index, value in enumerate(correct):
+        item_id, pos_key, neg_key = item_keys(task, index)
+        base = float(rng.normal(-3.0, 0.3))
+        gap = float(rng.uniform(0.01, 0.4))
+        pos = base + gap if value == 1.0 else base - gap if value == 0.0 else base
+        n_pos, n_neg = int(rng.integers(20, 80)), int(rng.integers(20, 80))
+        lines.append({"id": item_id, "positive_key": pos_key, "negative_key": neg_key,
+                      "positive_file": f"{pos_key}.wav", "negative_file": f"{neg_key}.wav",
+                      "positive_logprob": pos * n_pos, "negative_logprob": base * n_neg,
+                      "positive_n": n_pos, "negative_n": n_neg, "positive_score": pos, "negative_score": base,
+                      "correct": value, "meta": {"voice": f"voice{index % 4}", "type": f"type{index % 3}"}})
+    return lines
+
+
+def items_hash(lines: list[dict]) -> str:
+    text = "".join(sorted(f"{s['id']}\t{s['positive_key']}\t{s['negative_key']}\n" for s in lines))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def results_document(per_task: dict[str, list[dict]], *, model: str, model_sha256: str,
+                     data_tag: str = "official-audio", versions: dict[str, int] | None = None) -> dict:
+    results, configs, hashes = {}, {}, {}
+    for task, lines in per_task.items():
+        scores = np.array([s["correct"] for s in lines])
+        results[task] = {"acc": float(scores.mean()), "acc_stderr": float(scores.std(ddof=1) / math.sqrt(len(scores))),
+                         "n_pairs": len(lines)}
+        configs[task] = {"name": task, "family": FAMILIES.get(task, task), "source": "bundled",
+                         "path": f"audio_assets/{task}", "split": "test",
+                         "multispeaker": "_ms_" in task, "mini": task.startswith("mini_")}
+        hashes[task] = {"items_sha256": items_hash(lines),
+                        "data_sha256": hashlib.sha256(f"{data_tag}:{task}".encode()).hexdigest()}
+    return {
+        "results": results, "breakdowns": {},
+        "configs": configs, "versions": {t: (versions or {}).get(t, 1) for t in per_task},
+        "n_samples": {t: len(v) for t, v in per_task.items()},
+        "config": {"model": model, "model_args": {"dtype": "float32"},
+                   "unit_mapping": {"offset": 4, "bos_id": 1, "eos_id": 2, "pad_id": 0},
+                   "tokenizer": TOKENIZER, "protocol": PROTOCOL, "batch_size": 8, "device": "cpu",
+                   "dtype": "float32", "logprob_backend": "torch"},
+        "provenance": {"slmeval_version": "0.1.0", "git_sha": "b345d05" + "0" * 33, "date": "2025-06-01T12:00:00Z",
+                       "model_sha256": model_sha256, "task_hashes": hashes},
+    }
+
+
+def write_run(out_dir: Path, correct_by_task: dict[str, list[float]], *, model: str = "ckpt/slm-tiny",
+              model_sha256: str | None = None, data_tag: str = "official-audio", seed: int = 0) -> Path:
+    """Write results.json + samples files into out_dir and return out_dir."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    per_task = {t: task_samples(t, c, seed=seed + i) for i, (t, c) in enumerate(correct_by_task.items())}
+    for task, lines in per_task.items():
+        (out_dir / f"samples_{task}.jsonl").write_text("".join(json.dumps(s) + "\n" for s in lines))
+    document = results_document(per_task, model=model, data_tag=data_tag,
+                                model_sha256=model_sha256 or hashlib.sha256(model.encode()).hexdigest())
+    (out_dir / "results.json").write_text(json.dumps(document, indent=2))
+    return out_dir
+
+
+def correctness(n: int, accuracy: float, seed: int, tie_rate: float = 0.0) -> list[float]:
+    """A reproducible per-item correctness list with about the given accuracy and tie rate."""
+    rng = np.random.default_rng(seed)
+    draws = rng.random(n)
+    return [0.5 if d < tie_rate else 1.0 if d < tie_rate + accuracy * (1 - tie_rate) else 0.0 for d in draws]

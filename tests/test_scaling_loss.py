@@ -1,0 +1,111 @@
+"""`slmeval loss`: rolling windows as lm-eval's loglikelihood_rolling, checked against a naive float64
+per-token computation with a tiny random Llama whose context is shorter than the sequences."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from slmeval.cli import app
+from slmeval.models import load_lm
+from slmeval.scaling.loss import corpus_loss, non_embedding_params, rolling_windows
+
+CONTEXT = 12
+N_UNITS = 20
+OFFSET = 3
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=N_UNITS + OFFSET, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=CONTEXT,
+                      bos_token_id=1, eos_token_id=2, pad_token_id=0, tie_word_embeddings=False)
+    path = tmp_path_factory.mktemp("tiny_llama")
+    model = LlamaForCausalLM(cfg)
+    model.config.offset = OFFSET
+    model.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def units():
+    rng = np.random.default_rng(0)
+    return [rng.integers(0, N_UNITS, n).tolist() for n in (5, 11, 12, 30, 47)]
+
+
+def test_windows_predict_every_token_once():
+    assert rolling_windows(10, 4) == [(0, 4, 3), (3, 7, 3), (6, 10, 3)]       # hand-checked, disjoint
+    assert rolling_windows(3, 4) == [(0, 3, 2)]
+    for n, w, c in ((47, 12, 1), (47, 12, 5), (13, 12, 11), (2, 2, 1)):
+        wins = rolling_windows(n, w, c)
+        predicted = [i for s, e, k in wins for i in range(e - k, e)]
+        assert predicted == list(range(1, n))                                   # each position once, in order
+        assert all(e - s <= w and (e - k) - s >= min(c, e - k) for s, e, k in wins)
+
+
+def naive_loss(model_dir, seqs, context_len=1) -> tuple[float, int]:
+    """float64 model, one forward pass per predicted token over exactly its window's context."""
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float64).eval()
+    total, count = 0.0, 0
+    for units in seqs:
+        tokens = [1] + [u + OFFSET for u in units]
+        for s, e, k in rolling_windows(len(tokens), CONTEXT, context_len):
+            for i in range(e - k, e):
+                with torch.no_grad():
+                    logits = model(torch.tensor([tokens[s:i]])).logits[0, -1]
+                total -= float(torch.log_softmax(logits, -1)[tokens[i]])
+                count += 1
+    return total / count, count
+
+
+@pytest.mark.parametrize("context_len", [1, 6])
+def test_rolling_loss_matches_naive_float64(tiny_model, units, context_len):
+    lm = load_lm(tiny_model)
+    assert lm.max_length == CONTEXT and lm.mapping.offset == OFFSET
+    res = corpus_loss(lm, units, context_len=context_len, batch_size=3, progress=False)
+    ref, count = naive_loss(tiny_model, units, context_len)
+    assert res.n_tokens == count == sum(len(u) for u in units)                 # BOS makes every unit count
+    assert res.loss == pytest.approx(ref, rel=1e-5)
+    assert res.n_windows > len(units)                                          # windows were exercised
+    assert res.start_token == "bos"
+
+
+def test_loss_cli_writes_json_and_appends_a_run(tiny_model, units, tmp_path):
+    data = tmp_path / "held_out.jsonl"
+    data.write_text("".join(json.dumps({"id": i, "units": u}) + "\n" for i, u in enumerate(units)))
+    runs = tmp_path / "runs.csv"
+    pd.DataFrame([{"name": "old", "N": 1e6, "D": 1e8, "loss": 3.0, "modality": "speech"}]).to_csv(runs, index=False)
+    out = tmp_path / "loss.json"
+    args = ["loss", "--model", str(tiny_model), "--data", str(data), "--output", str(out),
+            "--append-to", str(runs), "--tokens", "1e9", "--name", "tiny"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    payload = json.loads(out.read_text())
+    table = pd.read_csv(runs)
+    assert table["name"].tolist() == ["old", "tiny"]
+    row = table.iloc[1]
+    assert row["loss"] == pytest.approx(payload["loss"]) and row["D"] == 1e9
+    from transformers import AutoModelForCausalLM
+    model = AutoModelForCausalLM.from_pretrained(tiny_model)
+    n_ref = sum(p.numel() for n, p in model.named_parameters() if "embed_tokens" not in n and "lm_head" not in n)
+    assert row["N"] == n_ref == non_embedding_params(model)
+    assert payload["perplexity"] == pytest.approx(math.exp(payload["loss"]))
+    again = CliRunner().invoke(app, args)                                      # same name twice: refused
+    assert again.exit_code == 2 and "already there" in again.output
+
+
+def test_loss_cli_rejects_bad_units(tiny_model, tmp_path):
+    data = tmp_path / "bad.jsonl"
+    data.write_text('{"units": [1, -2]}\n')
+    res = CliRunner().invoke(app, ["loss", "--model", str(tiny_model), "--data", str(data)])
+    assert res.exit_code == 2 and "bad.jsonl:1" in res.output
