@@ -94,7 +94,7 @@ def test_sblimp_listed_files_missing_on_disk(tmp_path):
 def test_sblimp_bad_correct_value_and_empty_field(tmp_path):
     folder = sblimp_dir(tmp_path)
     edit_gold(folder, lambda g: g.assign(correct=g["correct"].replace("1", "yes")))
-    with pytest.raises(DataLayoutError, match=r"line 2: correct='yes', expected 1 or 0"):
+    with pytest.raises(DataLayoutError, match=r"line \d+: correct='yes', expected 1 or 0 \(4 such row\(s\)\)"):
         read_pairs("zerospeech_sblimp", tmp_path)
     edit_gold(folder, lambda g: g.assign(correct="1", voice=[""] + list(g["voice"][1:])))
     with pytest.raises(DataLayoutError, match=r"empty 'voice' on line\(s\) 2"):
@@ -220,12 +220,12 @@ def test_hf_missing_column_duplicate_ids_and_bad_path(tmp_path):
 # --- units JSONL --------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("line, message", [
-    ('{"id": 1, "positive": [1, 2], "negative": [3]', "invalid JSON"),
-    ('{"id": 1, "positive": [1, -2], "negative": [3]}', r"positive\[1\] = -2; unit ids are non-negative"),
-    ('{"id": 1, "positive": [1, 2.5], "negative": [3]}', r"positive\[1\] = 2.5"),
-    ('{"id": 1, "positive": [true], "negative": [3]}', r"positive\[0\] = true"),
-    ('{"id": 1, "positive": [1], "negative": []}', "'negative' must be a non-empty list"),
-    ('{"id": 1, "positive": [1]}', "missing key\\(s\\) negative"),
+    ('{"id": 9, "positive": [1, 2], "negative": [3]', "invalid JSON"),
+    ('{"id": 9, "positive": [1, -2], "negative": [3]}', r"positive\[1\] = -2; unit ids are non-negative"),
+    ('{"id": 9, "positive": [1, 2.5], "negative": [3]}', r"positive\[1\] = 2.5"),
+    ('{"id": 9, "positive": [true], "negative": [3]}', r"positive\[0\] = true"),
+    ('{"id": 9, "positive": [1], "negative": []}', "'negative' must be a non-empty list"),
+    ('{"id": 9, "positive": [1]}', "missing key\\(s\\) negative"),
     ('[1, 2]', "expected a JSON object"),
 ])
 def test_units_jsonl_bad_line_is_named(tmp_path, line, message):
