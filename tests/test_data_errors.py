@@ -2,7 +2,6 @@
 conversion — never a silent skip."""
 from __future__ import annotations
 
-import json
 import logging
 import re
 

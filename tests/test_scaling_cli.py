@@ -71,8 +71,8 @@ def test_results_folder_joins_slmeval_and_lm_eval_metrics(tmp_path):
     assert runs.loc["s1", "sblimp/acc"] == 0.55 and runs.loc["s1", "sblimp/acc_macro"] == 0.56
     assert runs.loc["pythia", "blimp/acc"] == 0.81
     assert "sblimp/acc_stderr" not in runs and "blimp/alias" not in runs
-    by_model = load_runs(root, metadata=meta.with_name("meta.csv"), name_from="dir")
-    assert set(by_model["name"]) == {"s1", "pythia"}
+    by_regex = load_runs(root, metadata=meta, name_from=r"^([^/]+)/")
+    assert by_regex.set_index("name").loc["pythia", "blimp/acc"] == 0.81
 
 
 def test_results_folder_errors(tmp_path):
@@ -82,8 +82,10 @@ def test_results_folder_errors(tmp_path):
         load_runs(root, metadata=meta)
     with pytest.raises(RunsTableError, match="needs --metadata"):
         load_runs(root)
-    with pytest.raises(RunsTableError, match="config.model"):
-        load_runs(root, metadata=meta, name_from="model")  # lm-eval file has model_args, slmeval has model
+    with pytest.raises(RunsTableError, match=r"\['pythia-160m'\]"):     # lm-eval: model_args pretrained=
+        load_runs(root, metadata=meta, name_from="model")
+    with pytest.raises(RunsTableError, match="has no \\(group\\) match"):
+        load_runs(root, metadata=meta, name_from=r"^nomatch/(.*)")
 
 
 @pytest.mark.slow

@@ -29,6 +29,13 @@ EXPECTED = ("a .parquet file, a folder of .parquet files, or a datasets save_to_
 _SHARD = re.compile(r"^(?P<split>.+?)-\d{5}-of-\d{5}$")      # hub naming: test-00000-of-00001.parquet
 
 
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DataLayoutError(f"{path}: not valid JSON ({err})") from err
+
+
 def _parquet_files(folder: Path, split: str | None) -> list[Path]:
     files = sorted(p for p in folder.rglob("*.parquet") if p.is_file())
     if not files:
@@ -48,7 +55,7 @@ def _parquet_files(folder: Path, split: str | None) -> list[Path]:
 
 
 def _arrow_files(folder: Path) -> list[Path]:
-    state = json.loads((folder / "state.json").read_text())
+    state = _read_json(folder / "state.json")
     names = [f["filename"] for f in state.get("_data_files", [])]
     if not names:
         raise DataLayoutError(f"{folder / 'state.json'}: lists no _data_files (expected data-*.arrow)")
@@ -83,7 +90,7 @@ def _locate(path: Path, split: str | None) -> list[Path]:
             return [path]
         raise DataLayoutError(f"{path}: not a .parquet/.arrow file (expected {EXPECTED})")
     if (path / "dataset_dict.json").is_file():
-        splits = json.loads((path / "dataset_dict.json").read_text()).get("splits", [])
+        splits = _read_json(path / "dataset_dict.json").get("splits", [])
         if split is None and len(splits) == 1:
             split = splits[0]
         if split not in splits:

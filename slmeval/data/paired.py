@@ -39,7 +39,7 @@ def read_paired_folder(root: Path, sep: str) -> list[Pair]:
         raise DataLayoutError(
             f"{root}: {len(bad)} file name(s) do not start with <int>{sep!r}: {examples(bad)} "
             f"(expected {expected})")
-    order = sorted(numbered, key=str)
+    order = sorted(numbered)
     if len(order) % 2:
         lone = numbered[order[-1]][0]
         raise DataLayoutError(
