@@ -120,3 +120,11 @@ def test_fit_command_reports_bad_input(tmp_path):
     study_table().head(3).assign(modality="video").to_csv(path, index=False)
     res = CliRunner().invoke(app, ["fit", str(path), "--out", str(tmp_path / "o")])
     assert res.exit_code == 2 and "unknown modality 'video'" in res.output
+
+
+def test_fit_command_rejects_unknown_compare_modality(tmp_path):
+    path = tmp_path / "runs.csv"
+    study_table().drop(columns="loss").to_csv(path, index=False)
+    res = CliRunner().invoke(app, ["fit", str(path), "--out", str(tmp_path / "o"), "--compare", "text/code",
+                                   "--bootstrap", "0", "--no-plots"])
+    assert res.exit_code == 2 and "modality 'code' has no uni-modal runs" in res.output

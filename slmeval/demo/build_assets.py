@@ -111,8 +111,9 @@ def encode_corpus(tokenizer_dir: Path, corpus_files: list[Path], work: Path, *,
     tok = load_tokenizer(str(tokenizer_dir))
     cache = work / f"units_{identity_key(tok.identity)[:16]}_{len(corpus_files)}.npz"
     if cache.is_file():
-        data = np.load(cache)
-        return [data["units"][a:b] for a, b in zip(data["starts"][:-1], data["starts"][1:])]
+        with np.load(cache) as data:
+            flat, starts = data["units"], data["starts"]
+        return [flat[a:b] for a, b in zip(starts[:-1], starts[1:])]
     seqs = []
     with Progress(disable=not progress, transient=True) as bar:
         task = bar.add_task("encoding corpus", total=len(corpus_files))

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from slmeval.progress import progress_bar
 from slmeval.scaling.optim import batched_lbfgs
 
 PARAMS = ("a", "b", "e", "alpha", "beta")        # order of the optimisation vector
@@ -160,7 +161,8 @@ def _check(n, d, loss) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def fit_chinchilla(N, D, loss, *, delta: float = 1e-3, grid: np.ndarray | None = None, bootstrap: int = 0,
                    seed: int = 0, ci: float = 0.95, best_rtol: float = 1e-4, bootstrap_starts: int = 5,
-                   max_iter: int = 1000, ftol: float = 1e-10, gtol: float = 1e-7) -> ChinchillaFit:
+                   max_iter: int = 1000, ftol: float = 1e-10, gtol: float = 1e-7,
+                   progress: bool = False) -> ChinchillaFit:
     """Fit L(N, D) = E + A/N^α + B/D^β. `grid`: (S, 5) starts in the order (a, b, e, α, β).
 
     Bootstrap: each replicate resamples the runs with replacement and is refit from the
@@ -172,7 +174,8 @@ def fit_chinchilla(N, D, loss, *, delta: float = 1e-3, grid: np.ndarray | None =
         raise ValueError(f"grid must have shape (S, 5) in the order {PARAMS}, got {starts.shape}")
     t0 = time.perf_counter()
     obj = HuberLSEObjective(np.log(n), np.log(d), np.log(y), delta)
-    res = batched_lbfgs(obj, starts, max_iter=max_iter, ftol=ftol, gtol=gtol)
+    with progress_bar(f"L(N, D): {len(starts)} starts x {len(n)} runs", len(starts), enabled=progress) as advance:
+        res = batched_lbfgs(obj, starts, max_iter=max_iter, ftol=ftol, gtol=gtol, on_done=advance)
     fun = np.where(np.isfinite(res.fun), res.fun, np.inf)
     order = np.argsort(fun, kind="stable")
     best = order[0]

@@ -132,10 +132,11 @@ def saturation_mask(loss, metric, rule: str = "hinge", *, max_loss: float | None
                     min_linear: int = 4, min_gain: float = 0.2) -> tuple[np.ndarray, float | None, str]:
     """Which points are saturated (excluded from the linear fit), and the stated rule.
 
-    hinge: try every run loss L_s as a breakpoint; points with loss < L_s are modelled as a plateau
-      (their mean), the rest as a line. The breakpoint minimising the total squared error is kept if
-      it lowers the error of one straight line by more than `min_gain` (fraction) with at least
-      `min_linear` points on the line; otherwise nothing is saturated.
+    hinge: try every run loss L_s as a breakpoint of a continuous broken line, constant for loss < L_s
+      and linear above (a metric that keeps rising at low loss is not a plateau, so it is not cut).
+      The breakpoint minimising the squared error is kept if it lowers the error of one straight
+      line by more than `min_gain` (fraction) with at least `min_linear` points on the line;
+      otherwise nothing is saturated.
     max-loss: points with loss < `max_loss` are saturated (the user's threshold).
     none: nothing is saturated.
     """
@@ -148,16 +149,18 @@ def saturation_mask(loss, metric, rule: str = "hinge", *, max_loss: float | None
         return x < max_loss, float(max_loss), f"max-loss: points with loss < {max_loss:g} are saturated"
     if rule != "hinge":
         raise ValueError(f"unknown saturation rule {rule!r}; expected one of {SATURATION_RULES}")
-    text = (f"hinge: plateau below a breakpoint loss + line above it, breakpoint chosen by least squares among "
-            f"run losses; kept only if it cuts the single-line squared error by > {min_gain:.0%} with >= "
-            f"{min_linear} points on the line")
+    text = (f"hinge: a continuous broken line, flat (the plateau) below a breakpoint loss and straight above it, "
+            f"breakpoint chosen by least squares among run losses; kept only if it cuts the single-line squared "
+            f"error by > {min_gain:.0%} with >= {min_linear} points on the line and >= 2 on the plateau")
     sse_line = _sse_line(x, y)
     best = (sse_line, None)
     for cut in np.unique(x):
-        plateau, line = x < cut, x >= cut
-        if plateau.sum() < 2 or line.sum() < min_linear:
+        plateau = x < cut
+        if plateau.sum() < 2 or (~plateau).sum() < min_linear:
             continue
-        sse = _sse_line(x[line], y[line]) + float(((y[plateau] - y[plateau].mean()) ** 2).sum())
+        basis = np.column_stack([np.ones_like(x), np.maximum(x - cut, 0.0)])
+        coef, *_ = np.linalg.lstsq(basis, y, rcond=None)
+        sse = float(((basis @ coef - y) ** 2).sum())
         if sse < best[0]:
             best = (sse, float(cut))
     if best[1] is None or best[0] > (1 - min_gain) * sse_line:

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from scipy.optimize import minimize
 
+from slmeval.progress import progress_bar
 from slmeval.scaling.allocation import params_for_tokens
 
 
@@ -85,10 +86,19 @@ def _polish(N, D, U, logL, w, base, delta, x0) -> tuple[np.ndarray, float]:
     return res.x, float(res.fun)
 
 
+def _bootstrap_one(N, D, U, logL, base, delta, axis, rng) -> np.ndarray:
+    """One replicate: resample runs (as multiplicities), grid search, polish; returns (R_N*, R_D*)."""
+    w = np.bincount(rng.integers(0, len(logL), len(logL)), minlength=len(logL)).astype(float)
+    surface = _grid_objective(N, D, U, logL, w, base, delta, axis, axis)
+    i, j = np.unravel_index(np.argmin(surface), surface.shape)
+    x, _ = _polish(N, D, U, logL, w, base, delta, np.log([axis[i], axis[j]]))
+    return np.exp(x)
+
+
 def fit_multi_epoch(N, D, U, loss, base: dict, *, delta: float = 1e-3, bootstrap: int = 0, seed: int = 0,
                     ci: float = 0.95, grid_lo: float = 0.1, grid_hi: float = 1e4, grid_points: int = 61,
                     near_rtol: float = 0.01, wide_factor: float = 3.0,
-                    base_draws: list[dict] | None = None) -> MultiEpochFit:
+                    base_draws: list[dict] | None = None, progress: bool = False) -> MultiEpochFit:
     """Fit R_N*, R_D* with the base law fixed. `base_draws`: bootstrap replicates of the base law
     (from `fit_chinchilla(..., bootstrap=B).bootstrap_params`); replicate b then refits R* against
     base_draws[b], so the intervals carry the uncertainty of the base law too. `near_rtol`: the near-optimal set is the grid points
@@ -132,13 +142,11 @@ def fit_multi_epoch(N, D, U, loss, base: dict, *, delta: float = 1e-3, bootstrap
         rng = np.random.default_rng(seed)
         draws = []
         coarse = axis[::3]
-        for b in range(bootstrap):
-            base_b = base_draws[b % len(base_draws)] if base_draws else base
-            wb = np.bincount(rng.integers(0, len(L), len(L)), minlength=len(L)).astype(float)
-            sb = _grid_objective(N, D, U, logL, wb, base_b, delta, coarse, coarse)
-            bi, bj = np.unravel_index(np.argmin(sb), sb.shape)
-            xb, _ = _polish(N, D, U, logL, wb, base_b, delta, np.log([coarse[bi], coarse[bj]]))
-            draws.append(np.exp(xb))
+        with progress_bar("multi-epoch bootstrap", bootstrap, enabled=progress) as advance:
+            for b in range(bootstrap):
+                draws.append(_bootstrap_one(N, D, U, logL, base_draws[b % len(base_draws)] if base_draws else base,
+                                            delta, coarse, rng))
+                advance(1)
         draws = np.array(draws)
         q = [(1 - ci) / 2 * 100, (1 + ci) / 2 * 100]
         fit.ci = {"R_N_star": np.percentile(draws[:, 0], q).tolist(), "R_D_star": np.percentile(draws[:, 1], q).tolist()}

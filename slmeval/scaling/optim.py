@@ -34,9 +34,10 @@ class BatchedResult:
 
 def batched_lbfgs(fg: BatchedObjective, x0: np.ndarray, *, memory: int = 10, max_iter: int = 1000,
                   gtol: float = 1e-8, ftol: float = 1e-12, max_backtracks: int = 40,
-                  armijo: float = 1e-4) -> BatchedResult:
+                  armijo: float = 1e-4, on_done: Callable[[int], None] | None = None) -> BatchedResult:
     """Minimise S independent objectives from the starting points x0 (shape (S, P)).
 
+    `on_done(k)` is called with the number of problems that finished in each iteration (progress).
     Stops a problem when max|g| ≤ gtol, or when the relative decrease of f in an iteration is
     ≤ ftol (the criterion of scipy's L-BFGS-B `ftol`), or when its line search fails to decrease f.
     """
@@ -56,7 +57,11 @@ def batched_lbfgs(fg: BatchedObjective, x0: np.ndarray, *, memory: int = 10, max
     first = np.ones(n_problems, dtype=bool)
     restarted = np.zeros(n_problems, dtype=bool)
 
+    n_done = int(done.sum())
     for _ in range(max_iter):
+        if on_done is not None and int(done.sum()) != n_done:
+            on_done(int(done.sum()) - n_done)
+            n_done = int(done.sum())
         act = all_idx[~done]
         if act.size == 0:
             break
@@ -118,6 +123,8 @@ def batched_lbfgs(fg: BatchedObjective, x0: np.ndarray, *, memory: int = 10, max
         hit = (np.abs(g[ia]).max(axis=1) <= gtol) | (rel_drop <= ftol)
         converged[ia[hit]] = True
         done[ia[hit]] = True
+    if on_done is not None:
+        on_done(n_problems - n_done)
     return BatchedResult(x=x, fun=f, grad_norm=np.abs(g).max(axis=1), n_iter=n_iter,
                          converged=converged, n_evals=int(round(evals)))
 

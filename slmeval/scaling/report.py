@@ -163,4 +163,5 @@ def print_summary(result: dict, console: Console | None = None) -> None:
         for w in m["warnings"]:
             console.print(f"  [yellow]warning:[/] {w}")
     for s in result["skipped"]:
-        console.print(f"[dim]skipped {s['analysis']}: {s['reason']}[/]")
+        where = ", ".join(str(v) for k, v in s.items() if k not in ("analysis", "reason"))
+        console.print(f"[dim]skipped {s['analysis']} ({where}): {s['reason']}[/]")

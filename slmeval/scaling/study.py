@@ -15,12 +15,14 @@ import pandas as pd
 
 from slmeval.scaling.allocation import allocation_exponents, g_factor, iso_flop_table
 from slmeval.scaling.chinchilla import fit_chinchilla
-from slmeval.scaling.downstream import fit_accuracy_vs_loss, fit_gamma_q, relative_efficiency
+from slmeval.scaling.downstream import envelope_mask, fit_accuracy_vs_loss, fit_gamma_q, relative_efficiency
 from slmeval.scaling.mixed_modal import fit_mixed_modal
 from slmeval.scaling.multiepoch import fit_multi_epoch
 from slmeval.scaling.tables import is_single_epoch, metric_columns
 
 log = logging.getLogger(__name__)
+GRID_RULE = ("every point of α, β ∈ {0, 0.5, …, 2} × e ∈ {−1, −0.5, …, 1} × a, b ∈ {0, 5, …, 25} "
+             "(4,500 starts), E = exp(e), A = exp(a), B = exp(b)")
 
 
 @dataclass
@@ -35,6 +37,7 @@ class FitOptions:
     compare: list[str] = field(default_factory=list)   # "text/speech": ratio γ_text/γ_speech
     targets: list[float] = field(default_factory=list)  # metric values to extrapolate compute for
     delta_mixed: float = 0.03
+    progress: bool = True
 
 
 def run_study(df: pd.DataFrame, opts: FitOptions) -> dict:
@@ -44,6 +47,11 @@ def run_study(df: pd.DataFrame, opts: FitOptions) -> dict:
     unimodal = sorted(m for m in df["modality"].unique() if "+" not in m)
     for mod in unimodal:
         _loss_analyses(df[df["modality"] == mod], mod, opts, out)
+    for pair in opts.compare:
+        unknown = [m for m in pair.split("/") if m not in unimodal]
+        if unknown:
+            raise ValueError(f"--compare {pair!r}: modality {unknown[0]!r} has no uni-modal runs in the table "
+                             f"(have {unimodal})")
     metrics = opts.metrics if opts.metrics is not None else metric_columns(df)
     for metric in metrics:
         if metric not in df:
@@ -74,8 +82,8 @@ def _loss_analyses(sub: pd.DataFrame, mod: str, opts: FitOptions, out: dict) -> 
         return
     log.info("fitting L(N, D) for %s on %d runs", mod, len(single))
     fit = fit_chinchilla(single["N"], single["D"], single["loss"], delta=opts.delta, bootstrap=opts.bootstrap,
-                         seed=opts.seed, ci=opts.ci)
-    out["loss_law"][mod] = {**fit.to_dict(), "runs": single["name"].tolist()}
+                         seed=opts.seed, ci=opts.ci, progress=opts.progress)
+    out["loss_law"][mod] = {**fit.to_dict(), "runs": single["name"].tolist(), "grid": GRID_RULE}
     try:
         a, b = allocation_exponents(fit.alpha, fit.beta)
     except ValueError as exc:
@@ -93,7 +101,7 @@ def _loss_analyses(sub: pd.DataFrame, mod: str, opts: FitOptions, out: dict) -> 
     log.info("fitting R_N*, R_D* for %s on %d runs (%d repeat data)", mod, len(with_loss), len(repeated))
     me = fit_multi_epoch(with_loss["N"], with_loss["D"], with_loss["U"], with_loss["loss"], fit.params,
                          delta=opts.delta, bootstrap=min(opts.bootstrap, 100), seed=opts.seed, ci=opts.ci,
-                         base_draws=fit.bootstrap_params or None)
+                         base_draws=fit.bootstrap_params or None, progress=opts.progress)
     for w in me.warnings:
         log.warning("%s: %s", mod, w)
     out["multi_epoch"][mod] = me.to_dict()
@@ -112,6 +120,10 @@ def _metric_analyses(df: pd.DataFrame, metric: str, unimodal: list[str], opts: F
         except ValueError as exc:
             out["skipped"].append({"analysis": "gamma_q", "metric": metric, "modality": mod, "reason": str(exc)})
         rows = rows[rows["loss"].notna()]
+        if rows.empty:
+            out["skipped"].append({"analysis": "accuracy_vs_loss", "metric": metric, "modality": mod,
+                                   "reason": "no run has both a loss and this metric"})
+            continue
         try:
             acc = fit_accuracy_vs_loss(rows["loss"], rows[metric], rule=opts.saturation,
                                        max_loss=opts.saturation_loss, ci=opts.ci)
@@ -130,5 +142,4 @@ def _metric_analyses(df: pd.DataFrame, metric: str, unimodal: list[str], opts: F
 
 
 def _env(rows: pd.DataFrame, metric: str) -> np.ndarray:
-    from slmeval.scaling.downstream import envelope_mask
     return envelope_mask(rows["C"].to_numpy(), rows[metric].to_numpy())

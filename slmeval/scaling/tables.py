@@ -26,7 +26,7 @@ KNOWN_MODALITIES = {"speech", "text", "code", "image", "image-text", "speech-tex
 ALIASES = {"run": "name", "model": "name", "params": "N", "n_params": "N", "parameters": "N",
            "tokens": "D", "train_tokens": "D", "unique_tokens": "U", "flops": "C", "compute": "C",
            "test_loss": "loss", "val_loss": "loss"}
-RESERVED = {"name", "N", "D", "U", "epochs", "C", "loss", "modality"}
+RESERVED = {"name", "N", "D", "U", "epochs", "C", "loss", "modality", "loss_tokens", "seed", "step"}
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
