@@ -92,16 +92,17 @@ def main() -> None:
     ap.add_argument("--pairs", type=int, default=120)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2, help="torch intra-op threads (1 is steadier on a busy machine)")
     ap.add_argument("--out", type=Path, default=Path("bench/results"))
     args = ap.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     result = {"benchmark": "scorer_vs_naive", "date": date.today().isoformat(), "device": "cpu",
               "cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
               "pairs": args.pairs, "batch_size": args.batch_size, "rounds": args.rounds,
               "models": [bench_model(name, shape, args) for name, shape in MODELS.items()]}
     print(json.dumps(result, indent=2))
     args.out.mkdir(parents=True, exist_ok=True)
-    target = args.out / f"scorer_vs_naive-cpu-{result['date']}.json"
+    target = args.out / f"scorer_vs_naive-cpu-{args.threads}t-{result['date']}.json"
     target.write_text(json.dumps(result, indent=2) + "\n")
     for m in result["models"]:
         print(f"{m['model']}: {m['pairs_per_s']['slmeval_batched']:.1f} vs {m['pairs_per_s']['naive_per_pair']:.1f} "

