@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup demo test bench clean-cache
+.PHONY: setup demo test bench
 
 setup: $(VENV)/.installed
 
@@ -26,5 +26,6 @@ demo: setup
 test: setup
 	$(PY) -m pytest -q
 
-bench: setup
+bench: setup   # CPU benchmarks; bench/logprob_kernel.py needs a CUDA GPU (see docs/kernels.md)
 	$(PY) bench/scorer_vs_naive.py
+	$(PY) bench/chinchilla_fit.py

@@ -52,3 +52,23 @@ def assert_nearest(units: np.ndarray, features: np.ndarray, centroids: np.ndarra
     best = dist.min(axis=1)
     assert np.all(chosen <= best + rtol * (1 + best)), "a frame was not mapped to its nearest centroid"
     assert np.mean(ref == units) >= 0.98
+
+
+class CountingTokenizer:
+    """Wraps a real tokenizer and counts how many waveforms it was asked to encode (a cache hit must
+    encode none)."""
+
+    def __init__(self, inner):
+        self.inner, self.calls = inner, 0
+        self.identity, self.n_units, self.min_samples = inner.identity, inner.n_units, inner.min_samples
+
+    def check_wave(self, wav):
+        return self.inner.check_wave(wav)
+
+    def encode(self, wav):
+        self.calls += 1
+        return self.inner.encode(wav)
+
+    def encode_batch(self, wavs):
+        self.calls += len(wavs)
+        return self.inner.encode_batch(wavs)

@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 import slmeval
+from _units_helpers import CountingTokenizer
 from _data_helpers import make_hf_parquet, make_paired, make_sblimp, make_storycloze, make_units_jsonl, speech
 from conftest import N_UNITS, naive_logprobs
 from slmeval.audio import load_audio, write_audio
@@ -25,25 +26,6 @@ EXTRA_TASKS = """
 - {name: t_units, family: pairs, source: units_jsonl, path: units.jsonl}
 """
 ALL = ["sblimp", "sstorycloze", "t_ms", "t_paired", "t_hf", "t_units"]
-
-
-class CountingTokenizer:
-    """A real tokenizer that counts how often the encoder runs (to prove cache hits do no audio work)."""
-
-    def __init__(self, inner):
-        self.inner, self.calls = inner, 0
-        self.identity, self.n_units = inner.identity, inner.n_units
-
-    def check_wave(self, wav):
-        return self.inner.check_wave(wav)
-
-    def encode(self, wav):
-        self.calls += 1
-        return self.inner.encode(wav)
-
-    def encode_batch(self, wavs):
-        self.calls += len(wavs)
-        return self.inner.encode_batch(wavs)
 
 
 @pytest.fixture(scope="module")

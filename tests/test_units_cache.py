@@ -8,26 +8,10 @@ import os
 import numpy as np
 import pytest
 
-from _units_helpers import SENTENCES, speech
+from _units_helpers import SENTENCES, CountingTokenizer, speech
 from slmeval.audio import AudioError, write_audio
-from slmeval.units import (LogMelTokenizer, TokenizerError, UnitCache, UnitTokenizer, default_cache_dir,
+from slmeval.units import (LogMelTokenizer, TokenizerError, UnitCache, default_cache_dir,
                            tokenize_sources)
-
-
-class CountingTokenizer(UnitTokenizer):
-    """A real tokenizer that counts how many waveforms it was asked to encode."""
-
-    def __init__(self, inner: UnitTokenizer):
-        self.inner, self.calls = inner, 0
-        self.identity, self.n_units, self.min_samples = inner.identity, inner.n_units, inner.min_samples
-
-    def encode(self, wav):
-        self.calls += 1
-        return self.inner.encode(wav)
-
-    def encode_batch(self, wavs):
-        self.calls += len(wavs)
-        return self.inner.encode_batch(wavs)
 
 
 @pytest.fixture(scope="module")
