@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import itertools
 import logging
 import os
 import shutil
@@ -102,18 +103,18 @@ def build_tokenizer(out: Path, corpus_files: list[Path], *, progress: bool = Tru
 def encode_corpus(tokenizer_dir: Path, corpus_files: list[Path], work: Path, *,
                   progress: bool = True) -> list[np.ndarray]:
     """Units of every corpus file (deduplicated, as the tokenizer outputs), cached per tokenizer identity."""
-    from slmeval.units import load_tokenizer
-    from slmeval.units.base import identity_key
+    from rich.progress import Progress
 
     from slmeval.audio import load_audio
-    from rich.progress import Progress
+    from slmeval.units import load_tokenizer
+    from slmeval.units.base import identity_key
 
     tok = load_tokenizer(str(tokenizer_dir))
     cache = work / f"units_{identity_key(tok.identity)[:16]}_{len(corpus_files)}.npz"
     if cache.is_file():
         with np.load(cache) as data:
             flat, starts = data["units"], data["starts"]
-        return [flat[a:b] for a, b in zip(starts[:-1], starts[1:])]
+        return [flat[a:b] for a, b in itertools.pairwise(starts)]
     seqs = []
     with Progress(disable=not progress, transient=True) as bar:
         task = bar.add_task("encoding corpus", total=len(corpus_files))

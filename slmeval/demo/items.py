@@ -11,7 +11,12 @@ import random
 from dataclasses import dataclass
 
 from slmeval.demo.grammar import MinimalPair, grammatical_sentence, minimal_pairs
-from slmeval.demo.stories import ClozeItem, sstorycloze_items, training_story, tstorycloze_items
+from slmeval.demo.stories import (
+    ClozeItem,
+    sstorycloze_items,
+    training_story,
+    tstorycloze_items,
+)
 
 SBLIMP_SEED, SSTORY_SEED, TSTORY_SEED, CORPUS_SEED = 11, 12, 13, 14
 SBLIMP_PER_SUBTYPE = 6                 # x 6 types x 2 subtypes x 2 voices = 144 voice-pairs

@@ -2,9 +2,9 @@
 tokenizer and the model see the task voices exactly as they were rendered for training."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 

@@ -15,9 +15,9 @@ import math
 import os
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -98,9 +98,17 @@ def _loss(model, rows: torch.Tensor, batch: int = 32) -> float:
 def train(units: Sequence[np.ndarray], n_units: int, cfg: TrainConfig = TrainConfig(), *,
           progress: bool = True):
     """Train from scratch; returns (model, report dict). Deterministic for a given cfg and corpus."""
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(cfg.threads)
+    try:
+        return _train(units, n_units, cfg, progress)
+    finally:
+        torch.set_num_threads(previous_threads)   # do not leave the caller's process single-threaded
+
+
+def _train(units: Sequence[np.ndarray], n_units: int, cfg: TrainConfig, progress: bool):
     from rich.progress import Progress
 
-    torch.set_num_threads(cfg.threads)
     rng = np.random.default_rng(cfg.seed)
     tokens = sequences_to_tokens(units)
     order = rng.permutation(len(tokens))
@@ -109,8 +117,8 @@ def train(units: Sequence[np.ndarray], n_units: int, cfg: TrainConfig = TrainCon
     train_rows = pack([tokens[i] for i in order[n_val:]], cfg.context)
 
     model = build_model(n_units, cfg)
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
+    decay = [p for p in model.parameters() if p.ndim >= 2]        # matrices decay, norms do not
+    no_decay = [p for p in model.parameters() if p.ndim < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.98))
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -158,6 +166,10 @@ def save_model(model, report: dict, out_dir: str | Path) -> Path:
     try:
         model.save_pretrained(tmp, safe_serialization=True)
         (tmp / "training.json").write_text(json.dumps(report, indent=2) + "\n")
+        # mkdtemp makes a private (0700) folder; the shipped model must be readable by everyone.
+        tmp.chmod(0o755)
+        for f in tmp.iterdir():
+            f.chmod(0o644)
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)
