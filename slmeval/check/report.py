@@ -2,14 +2,12 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
 from slmeval.check.compare import CheckReport, TaskComparison
+from slmeval.results import atomic_write_text
 
 
 def _fmt_p(p: float) -> str:
@@ -92,13 +90,4 @@ def step_summary_markdown(report: CheckReport) -> str:
     return "\n".join(rows) + "\n"
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+write_text_atomic = atomic_write_text   # one atomic writer for the whole project (slmeval.results)

@@ -16,7 +16,6 @@ import itertools
 import logging
 import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import numpy as np
 
 from slmeval.demo import items, layout
 from slmeval.demo.speech import speak_to_files
+from slmeval.results import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -35,16 +35,7 @@ TOKENIZER_SEED = 0
 TOKENIZER_FIT_FILES = 2000        # first files of the (shuffled) training corpus
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+_write_text_atomic = atomic_write_text   # one atomic writer for the whole project (slmeval.results)
 
 
 def table_text(rows: list[list[str]], header: list[str], delimiter: str) -> str:

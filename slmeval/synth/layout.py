@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from slmeval.results import atomic_write_text
 from slmeval.synth.sources import MinimalPair, SourceError, Story
 
 TASKS = ("sstorycloze", "tstorycloze", "sblimp")
@@ -115,16 +114,7 @@ def gold_rows(pairs: list[MinimalPair], jobs: list[Job]) -> list[dict]:
     return rows
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+write_text_atomic = atomic_write_text   # one atomic writer for the whole project (slmeval.results)
 
 
 def write_gold_csv(path: Path, rows: list[dict]) -> None:
