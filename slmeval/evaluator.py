@@ -25,7 +25,7 @@ from slmeval.preflight import check_free_space, check_writable, estimate_cache_b
 from slmeval.results import RESULTS_FILE, data_sha256, items_sha256, provenance
 from slmeval.resume import PARTIAL_DIR, PartialStore, decide
 from slmeval.scoring import Protocol, check_protocol, get_protocol, score_sequences
-from slmeval.scoring.logprobs import resolve_backend
+from slmeval.scoring.logprobs import effective_backend
 from slmeval.verify import metrics_from_samples, pair_correct
 
 log = logging.getLogger(__name__)
@@ -235,7 +235,7 @@ def evaluate(model: str | Path | LoadedLM, tasks: Sequence[str], *, data_root: s
         from slmeval.units import UnitCache
 
         cache = UnitCache(cache_root, tok.identity)
-    backend = resolve_backend(logprob_backend, lm.device)
+    backend = effective_backend(logprob_backend, lm.device, proto.logprob_dtype)   # recorded as it will run
     run_config = {**lm.describe(), "tokenizer": tok.identity if tok else None, "protocol": proto.to_dict(),
                   "batch_size": batch_size, "logprob_backend": backend, "data_root": str(data_root) if data_root else None,
                   "limit": limit}

@@ -103,22 +103,29 @@ def write_jsonl(path: str | Path, rows: Iterable[dict]) -> None:
     atomic_write_text(path, "".join(jsonl_line(r) for r in rows))
 
 
-def read_jsonl(path: str | Path) -> list[dict]:
-    """Every line a JSON object; an error names the file and line (blank lines are allowed)."""
+def read_jsonl_located(path: str | Path, error: type[Exception] = ValueError) -> list[tuple[str, dict]]:
+    """("file:line", object) for every line, each a JSON object; a bad line raises `error` naming the file and
+    line (blank lines are allowed)."""
     path = Path(path)
     rows = []
     with path.open(encoding="utf-8") as fh:
         for number, line in enumerate(fh, 1):
             if not line.strip():
                 continue
+            where = f"{path}:{number}"
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as err:
-                raise ValueError(f"{path}:{number}: not valid JSON ({err.msg})") from None
+                raise error(f"{where}: not valid JSON ({err.msg})") from None
             if not isinstance(row, dict):
-                raise ValueError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
-            rows.append(row)
+                raise error(f"{where}: expected a JSON object, got {type(row).__name__}")
+            rows.append((where, row))
     return rows
+
+
+def read_jsonl(path: str | Path) -> list[dict]:
+    """Every line a JSON object; an error names the file and line (blank lines are allowed)."""
+    return [row for _, row in read_jsonl_located(path)]
 
 
 # -- hashes -------------------------------------------------------------------------------------

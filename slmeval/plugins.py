@@ -73,7 +73,7 @@ class Registry(Generic[T]):
         def add(target: T) -> T:
             where = origin or getattr(target, "__module__", None) or "?"
             old = self._entries.get(name)
-            if old is not None and not replace and old.obj is not target:
+            if old is not None and not replace and old.obj is not target and not _same_definition(old, target, where):
                 raise PluginError(f"{self.kind} {name!r} is registered twice: by {old.origin} and by {where}")
             self._entries[name] = Entry(name, target, where)
             return target
@@ -137,3 +137,10 @@ class Registry(Generic[T]):
 
     def __repr__(self) -> str:
         return f"Registry({self.kind!r}, group={self.group!r})"
+
+
+def _same_definition(old: Entry, target: object, where: str) -> bool:
+    """The same definition from the same module executed again (a Python task file is re-run by every
+    evaluate() in one process: a sweep, a notebook): it replaces its earlier self instead of clashing."""
+    return old.origin == where and old.obj is not None \
+        and getattr(old.obj, "__qualname__", None) == getattr(target, "__qualname__", object())

@@ -141,6 +141,20 @@ def test_ties_count_as_wrong_in_the_test_and_half_in_the_delta(baseline, tmp_pat
     assert task.p_value == pytest.approx(mcnemar_reference(20, 0))
     assert task.delta_points == pytest.approx(100 * (-20 * 0.5 + 4 * 0.5) / N_ITEMS)
     assert task.regressed   # -2 points, p ~ 2e-6
+    assert task.n_ties_new == sum(v == 0.5 for v in tied) == task.n_ties_base + 24
+
+
+def test_ties_scored_zero_under_cuervo_are_still_counted_as_ties(tmp_path: Path) -> None:
+    from slmeval.check.runs import read_samples
+
+    lines = [{"id": "a", "positive_key": "a+", "negative_key": "a-", "positive_score": -2.0, "negative_score": -2.0,
+              "correct": 0.0},   # the cuervo preset gives a tie 0
+             {"id": "b", "positive_key": "b+", "negative_key": "b-", "positive_score": -1.0, "negative_score": -2.0,
+              "correct": 1.0},
+             {"id": "c", "positive_key": "c+", "negative_key": "c-", "correct": 0.5}]   # no scores: 0.5 is a tie
+    path = tmp_path / "samples_t.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    assert [(s.correct, s.tie) for s in read_samples(path)] == [(0.0, True), (1.0, False), (0.5, True)]
 
 
 def test_mismatched_item_lists_are_refused(baseline, tmp_path: Path) -> None:

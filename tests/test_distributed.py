@@ -26,7 +26,7 @@ TASKS_PY = '''
 import os, signal
 from slmeval.metrics import METRIC_FAMILIES, pair_metrics
 
-@METRIC_FAMILIES.register("dies_on_rank1", replace=True)   # task files run again per evaluate()
+@METRIC_FAMILIES.register("dies_on_rank1")
 def dying_metrics(df, grouping):
     where = (os.environ.get("RANK", "0"), os.environ.get("WORLD_SIZE", "1"))
     if where == (os.environ.get("KILL_RANK", "1"), os.environ.get("KILL_WORLD_SIZE", "2")):

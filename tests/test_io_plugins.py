@@ -148,3 +148,31 @@ def test_protocol_presets_are_plugins(tmp_path):
     assert lines[0] == "spirit+custom sum 0.5"
     assert lines[1].startswith("refused: protocol 'misnamed' (entry point misnamed = my_protocols:MISNAMED "
                                "(my-protocols 1.0)) is not a Protocol named 'misnamed'")
+
+
+def test_a_task_file_run_again_replaces_its_own_plugins_but_two_definitions_still_clash(tmp_path):
+    """A Python task file executes again in every evaluate() of one process (sweeps, notebooks): its
+    plugins replace their earlier selves. A different definition under the same name is still refused."""
+    from slmeval.task_files import read_task_file
+
+    reg: Registry = Registry("thing", group="slmeval_test.things")
+    sys.modules["slmeval_test_things"] = type(sys)("slmeval_test_things")
+    sys.modules["slmeval_test_things"].REG = reg
+    task_file = tmp_path / "mytasks.py"
+    task_file.write_text("from slmeval_test_things import REG\n\n"
+                         "@REG.register('counter')\ndef counter():\n    return 1\n\n"
+                         "TASKS = [{'name': 'mine', 'source': 'units_jsonl', 'path': './u.jsonl'}]\n")
+    try:
+        first = read_task_file(task_file)
+        made_first = reg.get("counter")
+        assert read_task_file(task_file) == first          # the second run: no "registered twice"
+        assert reg.get("counter") is not made_first and reg.get("counter")() == 1
+        origin = reg.origin("counter")
+
+        def counter():                                      # same name, another definition, same module name
+            return 2
+        counter.__qualname__ = "other_counter"
+        with pytest.raises(PluginError, match="'counter' is registered twice"):
+            reg.register("counter", counter, origin=origin)
+    finally:
+        sys.modules.pop("slmeval_test_things", None)

@@ -178,6 +178,19 @@ def test_pinned_hashes_make_matching_data_official(board: Board, runs: dict[str,
     assert pin_hashes(board, runs["other_audio"], ["mini_sblimp"], force=True)
 
 
+def test_pin_hashes_refuses_a_run_whose_samples_do_not_give_its_item_hash(board: Board, runs: dict[str, Path],
+                                                                          tmp_path: Path) -> None:
+    edited = tmp_path / "edited"
+    shutil.copytree(runs["small"], edited)
+    document = json.loads((edited / "results.json").read_text())
+    document["provenance"]["task_hashes"]["mini_sblimp"]["items_sha256"] = "0" * 64
+    (edited / "results.json").write_text(json.dumps(document))
+    before = board.official_path.read_bytes()
+    with pytest.raises(SubmissionError, match=r"items_sha256 does not match the items of .*nothing pinned"):
+        pin_hashes(board, edited, ["mini_sblimp"])
+    assert board.official_path.read_bytes() == before
+
+
 # ------------------------------------------------------------------------------------------------- the site
 def test_build_escapes_untrusted_text_and_exports_agree(board: Board, runs: dict[str, Path], tmp_path: Path) -> None:
     add_submission(board, runs["small"], "<script>alert(1)</script> {{ 7*7 }}", params="100M", tokens="1B")

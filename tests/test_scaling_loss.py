@@ -149,3 +149,21 @@ def test_loss_on_audio_goes_through_tokenizer_and_cache(tmp_path):
                                    str(tok_dir), "--cache-dir", str(cache), "--output", str(out)])
     assert res.exit_code == 0, res.output
     assert json.loads(out.read_text())["n_tokens"] == sum(len(s) for s in seqs)
+
+
+def test_loss_of_a_model_with_a_speech_prefix_counts_only_unit_tokens(tmp_path):
+    """SpiritLM reads `<s>[Speech]` before the units ([Speech] one token or several): the loss is over the
+    unit tokens only, given that prefix, as SpiritLM's own string scoring gives it (float64 reference)."""
+    from _spiritlm_replica import save_spiritlm_replica, spiritlm_reference_scores
+
+    rng = np.random.default_rng(3)
+    seqs = [rng.integers(0, 16, n).tolist() for n in (4, 9, 17)]
+    for one_token in (True, False):
+        ckpt = save_spiritlm_replica(tmp_path / f"spirit_{one_token}", n_units=16, speech_one_token=one_token)
+        lm = load_lm(str(ckpt), n_units=16)
+        assert (len(lm.mapping.prefix_ids) == 1) == one_token   # several: the Metaspace "▁" and each character
+        result = corpus_loss(lm, seqs, progress=False)
+        reference = spiritlm_reference_scores(ckpt, seqs)
+        assert result.n_tokens == sum(n for _, n in reference) == sum(map(len, seqs))
+        assert result.loss == pytest.approx(-sum(lp for lp, _ in reference) / result.n_tokens, abs=1e-5)
+        assert result.to_dict()["prefix_ids"] == list(lm.mapping.prefix_ids)

@@ -125,3 +125,16 @@ def test_scoring_errors_name_the_item(llama, opt, tiny_llama_dir):
         broken.model.get_output_embeddings().weight[5, 0] = float("nan")
     with pytest.raises(ScoringError, match="pairX:positive.*non-finite"):
         score_sequences(broken, [[1, 2, 3]], PRESETS["slmeval"], names=["pairX:positive"], progress=False)
+
+
+def test_recorded_backend_is_the_one_that_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fused kernel reduces in float32 only: a bf16 protocol (slamkit-exact) runs, and records, torch."""
+    from slmeval.scoring.logprobs import effective_backend
+
+    monkeypatch.setenv("TRITON_INTERPRET", "1")   # lets 'triton' resolve without a GPU
+    assert effective_backend("triton", "cpu", "float32") == "triton"
+    assert effective_backend("triton", "cpu", "bfloat16") == "torch"
+    assert effective_backend("auto", "cpu", "float32") == "torch"
+    monkeypatch.delenv("TRITON_INTERPRET")
+    with pytest.raises(ValueError, match="needs a CUDA device"):
+        effective_backend("triton", "cpu", "bfloat16")   # an impossible request is refused, not rewritten

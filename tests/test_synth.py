@@ -135,7 +135,7 @@ def test_bad_inputs_fail_with_one_clear_error(tmp_path):
         run_synth(build_plan(source, "sstorycloze", ["xx-nope"]), EspeakBackend(), tmp_path / "o", progress=False)
     result = CliRunner().invoke(app, ["synth", "--source", str(source), "--task", "sstorycloze", "--tts", "bark",
                                       "--voices", "v2/en_speaker_0", "--out", str(tmp_path / "o")])
-    assert result.exit_code == 1 and "--model DIR" in result.output
+    assert result.exit_code == 2 and "--model DIR" in result.output
 
 
 @pytest.mark.slow

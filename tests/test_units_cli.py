@@ -50,7 +50,7 @@ def test_convert_kmeans_needs_the_flag(tmp_path):
     src = tmp_path / "x_km500.bin"
     joblib.dump(km, src)
     res = runner.invoke(app, ["units", "convert-kmeans", str(src), "--out", str(tmp_path / "km.npy")])
-    assert res.exit_code == 1 and "--allow-pickle" in res.output and not (tmp_path / "km.npy").exists()
+    assert res.exit_code == 2 and "--allow-pickle" in res.output and not (tmp_path / "km.npy").exists()
     res = runner.invoke(app, ["units", "convert-kmeans", str(src), "--out", str(tmp_path / "km.npy"),
                               "--allow-pickle"])
     assert res.exit_code == 0, res.output
@@ -58,15 +58,15 @@ def test_convert_kmeans_needs_the_flag(tmp_path):
     # The pickle itself is refused by `encode` without the flag.
     write_audio(tmp_path / "a.wav", speech(SENTENCES[0]))
     res = runner.invoke(app, ["units", "encode", str(tmp_path / "a.wav"), "-t", f"logmel:centroids={src}"])
-    assert res.exit_code == 1 and "--allow-pickle" in res.output
+    assert res.exit_code == 2 and "--allow-pickle" in res.output
 
 
 def test_encode_bad_spec_lists_expected_keys(audio_dir):
     res = runner.invoke(app, ["units", "encode", str(audio_dir / "0.flac"), "-t", "logmel:n_mels=40"])
-    assert res.exit_code == 1
+    assert res.exit_code == 2
     assert "missing keys ['centroids']" in res.output and "optional dedup" in res.output
 
 
 def test_fit_kmeans_empty_folder(tmp_path):
     res = runner.invoke(app, ["units", "fit-kmeans", str(tmp_path), "--k", "4", "--out", str(tmp_path / "o")])
-    assert res.exit_code == 1 and "no .wav/.flac/.ogg files found" in res.output
+    assert res.exit_code == 2 and "no .wav/.flac/.ogg files found" in res.output

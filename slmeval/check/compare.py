@@ -9,7 +9,8 @@ from slmeval.check.runs import Run, RunError, Sample, items_sha256
 from slmeval.check.stats import mcnemar_exact, paired_delta_ci
 from slmeval.verify import MAX_SHOWN, VerificationError, task_problems
 
-TIE_RULE = "ties (correct=0.5) count as wrong in the McNemar test and as half in the accuracy delta"
+TIE_RULE = ("ties count as wrong in the McNemar test and at the run protocol's tie value (0.5, or 0 under cuervo) "
+            "in the accuracy delta")
 CI_METHOD = "Wald interval on per-item paired differences"
 
 
@@ -120,9 +121,9 @@ def compare_task(new_run: Run, base_run: Run, task: str, alpha: float, max_drop:
     base_data = base_run.task_hashes(task).get("data_sha256")
     if new_data and base_data and new_data != base_data:
         warnings.append("same items but different audio (data_sha256 differs): the change includes the data")
-    by_id = {s.id: s.correct for s in base}
+    by_id = {s.id: s for s in base}
     new_scores = np.array([s.correct for s in new], dtype=np.float64)
-    base_scores = np.array([by_id[s.id] for s in new], dtype=np.float64)
+    base_scores = np.array([by_id[s.id].correct for s in new], dtype=np.float64)
     new_right = new_scores == 1.0
     base_right = base_scores == 1.0
     n_lost = int(np.sum(base_right & ~new_right))
@@ -138,7 +139,7 @@ def compare_task(new_run: Run, base_run: Run, task: str, alpha: float, max_drop:
         task=task, n_items=len(new), base_acc=float(base_scores.mean()), new_acc=float(new_scores.mean()),
         delta_points=delta_points, ci_low_points=100.0 * ci.ci_low, ci_high_points=100.0 * ci.ci_high,
         n_lost=n_lost, n_gained=n_gained,
-        n_ties_base=int(np.sum(base_scores == 0.5)), n_ties_new=int(np.sum(new_scores == 0.5)),
+        n_ties_base=sum(s.tie for s in base), n_ties_new=sum(s.tie for s in new),
         p_value=p_value, significant=significant, regressed=regressed, verdict=verdict, warnings=warnings)
 
 

@@ -67,7 +67,8 @@ class Sample:
     id: str
     positive_key: str
     negative_key: str
-    correct: float  # 1.0 positive preferred, 0.5 tie, 0.0 negative preferred
+    correct: float  # 1.0 positive preferred, 0.5 tie, 0.0 negative preferred (or a tie, under tie value 0)
+    tie: bool = False  # the two scores are equal (counted whatever value the protocol gives a tie)
 
 
 def items_sha256(samples: list[Sample]) -> str:
@@ -161,8 +162,12 @@ def read_samples(path: Path) -> list[Sample]:
         if sample_id in seen:
             raise RunError(f"{where}: duplicate id {sample_id!r}")
         seen.add(sample_id)
+        # A tie is read off the scores where the file has them: under the cuervo preset a tie scores 0, not 0.5.
+        pos, neg = record.get("positive_score"), record.get("negative_score")
+        tie = pos == neg if isinstance(pos, (int, float)) and isinstance(neg, (int, float)) \
+            else math.isclose(correct, 0.5)
         samples.append(Sample(sample_id, str(record["positive_key"]), str(record["negative_key"]),
-                              float(correct)))
+                              float(correct), bool(tie)))
     if not samples:
         raise RunError(f"{path}: no samples")
     return samples

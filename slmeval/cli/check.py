@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from slmeval.cli.app import app
+from slmeval.cli.app import app, fail
 
 EXIT_REGRESSION = 1
 EXIT_REFUSED = 2
@@ -41,8 +41,7 @@ def check(
     except (RunError, ValueError) as exc:
         if fmt is OutputFormat.github:
             typer.echo(f"::error title=slmeval check refused::{str(exc).replace('%', '%25').replace(chr(10), '%0A')}")
-        typer.echo(f"Error: {exc}", err=True)
-        raise typer.Exit(EXIT_REFUSED) from None
+        fail(exc, EXIT_REFUSED)
     if output is not None:
         write_text_atomic(output, render_json(report) + "\n")
     if fmt is OutputFormat.json:

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from slmeval.cli.app import app
+from slmeval.cli.app import app, fail
 
 
 @app.command()
@@ -29,13 +29,13 @@ def demo(
         builtin = builtin_task_dir()
         minis = sorted(n for n, t in all_tasks().items() if t.mini and Path(t.origin).parent == builtin)
         chosen = [t.strip() for t in tasks.split(",") if t.strip()] if tasks else minis
-        if not set(chosen) <= set(minis):
-            raise ValueError(f"--tasks: the demo runs bundled mini tasks only ({', '.join(minis)}); "
-                             "use `slmeval run` for others")
+        others = [t for t in chosen if t not in minis]
+        if others:
+            raise ValueError(f"--tasks: {', '.join(others)}: the demo runs bundled mini tasks only "
+                             f"({', '.join(minis)}); use `slmeval run` for others")
         results = evaluate(assets / "demo_model", chosen, tokenizer=str(assets / "demo_tokenizer"), output=output,
                            cache_dir=cache_dir, use_cache=not no_cache, progress=progress)
     except (ValueError, FileNotFoundError) as err:
-        console.print(f"[red]error:[/] {err}")
-        raise typer.Exit(2) from None
+        fail(err)
     print_results(results)
     console.print(f"results written to {output / 'results.json'} (mini tasks: not comparable with the benchmarks)")

@@ -6,8 +6,9 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
-from slmeval.cli.app import app
+from slmeval.cli.app import app, fail
 
 console = Console()
 
@@ -47,12 +48,11 @@ def fit_command(
                 raise RunsTableError(f"--compare {pair!r}: expected 'fast/slow', e.g. text/speech")
         result = run_study(df, opts)
     except (RunsTableError, ValueError) as exc:
-        console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from exc
+        fail(exc)
     result["input"] = {"runs": str(runs), "metadata": str(metadata) if metadata else None, "name_from": name_from,
                        "notes": list(df.attrs.get("notes", []))}
     for note in result["input"]["notes"]:
-        console.print(f"[yellow]note:[/] {note}")
+        console.print(Text.assemble(("note: ", "yellow"), note), soft_wrap=True)
     out.mkdir(parents=True, exist_ok=True)
     figures = [] if no_plots else make_figures(df, result, out)
     result["figures"] = figures
@@ -91,8 +91,7 @@ def loss_command(
     from slmeval.io import atomic_write_text
 
     if append_to is not None and tokens_seen is None:
-        console.print("[red]error:[/] --append-to needs --tokens (D, the training tokens the checkpoint has seen)")
-        raise typer.Exit(2)
+        fail("--append-to needs --tokens (D, the training tokens the checkpoint has seen)")
     try:
         tok = None
         if tokenizer is not None:   # K known before the model loads: checked against its vocabulary
@@ -104,8 +103,7 @@ def loss_command(
                              allow_pickle=allow_pickle)
         result = corpus_loss(lm, seqs, context_len=context_len, score_eos=score_eos, batch_size=batch_size)
     except (ModelError, LossInputError, ValueError, OSError) as exc:
-        console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from exc
+        fail(exc)
     payload = {**result.to_dict(), "model": lm.describe(), "data": str(data),
                "non_embedding_params": non_embedding_params(lm.model)}
     console.print(f"loss {result.loss:.5f} nats/unit ({payload['bits_per_token']:.4f} bits) over "
@@ -119,6 +117,5 @@ def loss_command(
         try:
             append_run(append_to, row)
         except (LossInputError, ValueError) as exc:
-            console.print(f"[red]error:[/] {exc}")
-            raise typer.Exit(2) from exc
+            fail(exc)
         console.print(f"appended {row['name']} to {append_to}")

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import typer
 
-from slmeval.cli.app import app
+from slmeval.cli.app import app, fail
 
 leaderboard_app = typer.Typer(help="Accept submissions and render the static leaderboard site.",
                               no_args_is_help=True)
@@ -14,9 +14,6 @@ app.add_typer(leaderboard_app, name="leaderboard")
 BOARD_OPTION = typer.Option(Path("leaderboard"), "--board", help="Leaderboard folder (schema, hashes, submissions).")
 
 
-def _fail(exc: Exception) -> None:
-    typer.echo(f"Error: {exc}", err=True)
-    raise typer.Exit(2)
 
 
 @leaderboard_app.command("add")
@@ -34,7 +31,7 @@ def add(
     try:
         submission = add_submission(Board(board), results, name, params=params, tokens=tokens, compute=compute)
     except SubmissionError as exc:
-        _fail(exc)
+        fail(exc)
     typer.echo(f"accepted {submission.meta['name']!r} -> {submission.directory}")
     for task, status in sorted(submission.meta["data_status_at_submission"].items()):
         note = f" ({status['reason']})" if status["reason"] else ""
@@ -54,7 +51,7 @@ def build(
     try:
         written = build_site(Board(board), out)
     except (SubmissionError, LiteratureError) as exc:
-        _fail(exc)
+        fail(exc)
     for path in written:
         typer.echo(f"wrote {path}")
 
@@ -73,7 +70,7 @@ def pin(
     try:
         changes = pin_hashes(Board(board), results, task_list, force=force)
     except SubmissionError as exc:
-        _fail(exc)
+        fail(exc)
     for task, pin_values in sorted(changes.items()):
         typer.echo(f"pinned {task}: items {pin_values['items_sha256'][:12]}..., data "
                    f"{pin_values['data_sha256'][:12]}..., version {pin_values['version']}")

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from slmeval.cli.app import app
+from slmeval.cli.app import app, fail
 
 # kind -> (module, registry attribute). Every plugin kind is a slmeval.plugins.Registry; add a line here
 # when a new kind appears, and `slmeval plugins` lists it.
@@ -38,9 +38,6 @@ def _console() -> Console:
     return Console(width=max(Console().width, 160) if not sys.stdout.isatty() else None)
 
 
-def _fail(message: str) -> None:
-    Console(stderr=True).print(f"[red]error:[/] {escape(message)}")
-    raise typer.Exit(2)
 
 
 def registry_for(kind: str):
@@ -55,7 +52,7 @@ def list_plugins(kind: Optional[str] = typer.Argument(None, help=f"One of: tasks
         list_tasks(None)
         return
     if kind is not None and kind not in KINDS:
-        _fail(f"unknown plugin kind {kind!r}; expected one of: tasks, {', '.join(KINDS)}")
+        fail(f"unknown plugin kind {kind!r}; expected one of: tasks, {', '.join(KINDS)}")
     table = Table(title="registered plugins" if kind is None else f"registered {kind}", title_justify="left")
     for col in ("kind", "name", "from", "what"):
         table.add_column(col, overflow="fold")
@@ -93,7 +90,7 @@ def list_tasks(include_path: Optional[list[Path]] = typer.Option(None, "--includ
         registry = load_registry(include_path)
         builtin = builtin_task_dir()
     except TaskError as err:
-        _fail(str(err))
+        fail(str(err))
     table = Table(title="registered tasks", title_justify="left")
     for col in ("task", "metrics", "layout expected at", "from", "description"):
         table.add_column(col, overflow="fold")

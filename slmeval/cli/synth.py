@@ -7,12 +7,9 @@ from typing import Optional
 
 import typer
 
-from slmeval.cli.app import app
+from slmeval.cli.app import app, fail
 
 
-def _fail(err: Exception) -> None:
-    typer.echo(f"error: {err}", err=True)
-    raise typer.Exit(1)
 
 
 @app.command()
@@ -71,7 +68,7 @@ def synth(
         plan = build_plan(source, task, voice_list, negatives_seed=negatives_seed, split=split, flat=flat)
         report = run_synth(plan, backend, out, seed=seed, shard=shard_ix, progress=progress)
     except (SourceError, TTSError, EspeakError, OSError) as err:
-        _fail(err)
+        fail(err)
     state = "complete; manifest merged" if report.complete else "this shard done; other shards pending"
     typer.echo(f"{out}: {report.written} written, {report.skipped} already done, {report.planned} in shard "
                f"{shard_ix[0]}/{shard_ix[1]} ({state}: {report.manifest})")
@@ -83,7 +80,7 @@ def synth_merge(out: Path = typer.Argument(..., help="An `slmeval synth` output 
     from slmeval.synth import merge_manifest
 
     if not out.is_dir():
-        _fail(ValueError(f"{out}: not a directory"))
+        fail(ValueError(f"{out}: not a directory"))
     n = merge_manifest(out)
     typer.echo(f"{out / 'manifest.jsonl'}: {n} entries")
 
@@ -103,7 +100,7 @@ def speaker_gap_cmd(
     try:
         rows = speaker_gap(results_dir, multi=multi, single=single)
     except (SpeakerGapError, ValueError, FileNotFoundError) as err:
-        _fail(err)
+        fail(err)
     if as_json:
         typer.echo(json.dumps([r.to_dict() for r in rows], indent=2))
     else:

@@ -7,10 +7,9 @@ from typing import Optional
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
-from slmeval.cli.app import app
+from slmeval.cli.app import app, fail
 
 console = Console()
 
@@ -69,8 +68,7 @@ def text_command(
                                 data_root=data_root, include_path=include_path, limit=limit, batch_size=size,
                                 device=device, dtype=dtype, output=output, seed=seed)
     except (TextRunError, TextTaskError, ConversionError, ValueError, FileNotFoundError) as err:
-        console.print(f"[red]error:[/] {escape(str(err))}", soft_wrap=True)
-        raise typer.Exit(2) from None
+        fail(err)
     _print(results)
     if output:
         lm = results["config"]["lm_eval"]
@@ -90,13 +88,11 @@ def text_prepare(
     from slmeval.text.prepare import prepare_storycloze
 
     if benchmark != "storycloze":
-        console.print(f"[red]error:[/] unknown benchmark {benchmark!r}; expected 'storycloze' "
-                      "(BLiMP needs no preparation: copy the release's data/*.jsonl to DATA_ROOT/blimp/)")
-        raise typer.Exit(2)
+        fail(f"unknown benchmark {benchmark!r}; expected 'storycloze' "
+             "(BLiMP needs no preparation: copy the release's data/*.jsonl to DATA_ROOT/blimp/)")
     try:
         written = prepare_storycloze(source, data_root, seed=seed)
     except (TextTaskError, ValueError, OSError) as err:
-        console.print(f"[red]error:[/] {escape(str(err))}", soft_wrap=True)
-        raise typer.Exit(2) from None
+        fail(err)
     for name, path in written.items():
         console.print(f"{name}: {path}")

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import typer
 
-from slmeval.cli.app import app
+from slmeval.cli.app import app, fail
 
 units_app = typer.Typer(help="Audio -> discrete units: fit / convert k-means centroids, encode files.",
                         no_args_is_help=True)
@@ -14,9 +14,6 @@ app.add_typer(units_app, name="units")
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 
 
-def _fail(err: Exception) -> None:
-    typer.echo(f"error: {err}", err=True)
-    raise typer.Exit(1)
 
 
 @units_app.command("fit-kmeans")
@@ -35,15 +32,15 @@ def fit_kmeans(
     from slmeval.units import TokenizerError, fit_logmel_kmeans
 
     if not audio_dir.is_dir():
-        _fail(ValueError(f"{audio_dir}: not a directory"))
+        fail(ValueError(f"{audio_dir}: not a directory"))
     files = sorted(p for p in audio_dir.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
     if not files:
-        _fail(ValueError(f"{audio_dir}: no {'/'.join(AUDIO_SUFFIXES)} files found"))
+        fail(ValueError(f"{audio_dir}: no {'/'.join(AUDIO_SUFFIXES)} files found"))
     try:
         out_dir = fit_logmel_kmeans(files, k=k, out_dir=out, seed=seed, max_frames=max_frames,
                                     n_mels=n_mels, normalize=normalize)
     except (TokenizerError, AudioError) as err:
-        _fail(err)
+        fail(err)
     typer.echo(f"wrote {out_dir / 'centroids.npy'} and {out_dir / 'tokenizer.json'} "
                f"(k={k}, {len(files)} files); use --tokenizer {out_dir}")
 
@@ -59,13 +56,13 @@ def convert_kmeans(
     from slmeval.units import TokenizerError, convert_kmeans_pickle, load_centroids
 
     if not allow_pickle:
-        _fail(ValueError(f"{km_file}: converting a pickle means unpickling it, which executes code stored in "
+        fail(ValueError(f"{km_file}: converting a pickle means unpickling it, which executes code stored in "
                          "the file. Re-run with --allow-pickle if you trust where it came from."))
     try:
         path = convert_kmeans_pickle(km_file, out)
         shape = load_centroids(path).shape
     except TokenizerError as err:
-        _fail(err)
+        fail(err)
     typer.echo(f"wrote {path}: {shape[0]} centroids x {shape[1]} dims")
 
 
@@ -86,5 +83,5 @@ def encode(
         wav = load_audio(file)
         units = tok.encode(wav)
     except (TokenizerError, AudioError) as err:
-        _fail(err)
+        fail(err)
     typer.echo(" ".join(str(u) for u in units.tolist()))

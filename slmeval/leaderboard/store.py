@@ -256,6 +256,11 @@ def pin_hashes(board: Board, results_path: Path, tasks: list[str] | None = None,
         results_path = results_path / "results.json"
     results = board._read_json(results_path)
     validate_results(results, board.schema(), source=str(results_path))
+    try:   # the item hash to pin must be the one its samples give, like every number the board shows
+        evidence.rederive(results, evidence.collect(results, results_path.parent), results_path.parent,
+                          source=str(results_path))
+    except (evidence.EvidenceError, ValueError) as exc:
+        raise SubmissionError(f"{exc} (nothing pinned)") from None
     document = board._read_json(board.official_path)
     pinned = document.setdefault("tasks", {})
     chosen = tasks or sorted(results["results"])

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -56,26 +56,27 @@ class LossResult:
     context_len: int
     start_token: str
     score_eos: bool
+    prefix_ids: list[int] = field(default_factory=list)   # tokens after the start token (SpiritLM's [Speech])
 
     def to_dict(self) -> dict:
         return {**asdict(self), "bits_per_token": self.loss / math.log(2), "perplexity": math.exp(self.loss)}
 
 
-def sequence_tokens(units: Sequence[int], lm, *, score_eos: bool = False) -> tuple[list[int], str]:
-    """[start] + (unit + offset)... (+ EOS); the start token is BOS, else EOS, else none."""
+def sequence_tokens(units: Sequence[int], lm, *, score_eos: bool = False) -> tuple[list[int], str, int]:
+    """([start] + prefix + (unit + offset)... (+ EOS), the start token, how many tokens precede the units).
+    The start token is BOS, else EOS, else none; the prefix is the model's own (SpiritLM: `[Speech]`)."""
     m = lm.mapping
     if units and max(units) >= m.capacity(lm.vocab_size):
         raise LossInputError(f"unit {max(units)} is outside what the model's unit mapping holds "
                              f"({m.capacity(lm.vocab_size)} units, vocabulary {lm.vocab_size}); wrong tokenizer or offset?")
-    tokens = m.unit_tokens(units)
     start = "bos" if m.bos_id is not None else ("eos" if m.eos_id is not None else "none")
-    if start != "none":
-        tokens.insert(0, m.bos_id if start == "bos" else m.eos_id)
+    head = m.start_ids(start)
+    tokens = head + m.unit_tokens(units)
     if score_eos:
         if m.eos_id is None:
             raise LossInputError("--score-eos needs the model's eos_id (pass --model-args eos_id=N)")
         tokens.append(m.eos_id)
-    return tokens, start
+    return tokens, start, len(head)
 
 
 def corpus_loss(lm, unit_seqs: Sequence[Sequence[int]], *, context_len: int = 1, score_eos: bool = False,
@@ -88,11 +89,14 @@ def corpus_loss(lm, unit_seqs: Sequence[Sequence[int]], *, context_len: int = 1,
     n_pred: list[int] = []
     start = "none"
     for units in unit_seqs:
-        tokens, start = sequence_tokens(units, lm, score_eos=score_eos)
+        tokens, start, n_head = sequence_tokens(units, lm, score_eos=score_eos)
         spans = rolling_windows(len(tokens), window or max(len(tokens), 2), context_len)
         for s, e, n in spans:
-            windows_tokens.append(tokens[s:e])
-            n_pred.append(n)
+            # Predictions of prefix tokens are not the model's loss on speech: only tokens from n_head count.
+            n = e - max(e - n, n_head, 1) if e > n_head else 0
+            if n:
+                windows_tokens.append(tokens[s:e])
+                n_pred.append(n)
     if not windows_tokens:
         raise LossInputError("nothing to score: every sequence is shorter than 2 tokens")
     per_window = sequence_logprobs(lm, windows_tokens, batch_size=batch_size, progress=progress,
@@ -105,7 +109,8 @@ def corpus_loss(lm, unit_seqs: Sequence[Sequence[int]], *, context_len: int = 1,
     if not math.isfinite(total):
         raise LossInputError(f"the summed NLL is {total} (non-finite model output; try --dtype float32)")
     return LossResult(loss=total / count, n_tokens=count, n_sequences=len(unit_seqs), n_windows=len(windows_tokens),
-                      total_nll=total, window=window, context_len=context_len, start_token=start, score_eos=score_eos)
+                      total_nll=total, window=window, context_len=context_len, start_token=start, score_eos=score_eos,
+                      prefix_ids=list(lm.mapping.prefix_ids))
 
 
 def read_units_jsonl(path: Path) -> list[list[int]]:

@@ -35,6 +35,13 @@ def resolve_backend(backend: str, device: torch.device | str) -> str:
     return backend
 
 
+def effective_backend(backend: str, device: torch.device | str, logprob_dtype: str = "float32") -> str:
+    """The backend that will actually compute the log-softmax: the fused kernel reduces in float32 only,
+    so a bf16 / fp16 protocol (slamkit-exact) always runs the torch path, whatever was asked."""
+    resolved = resolve_backend(backend, device)
+    return resolved if logprob_dtype == "float32" else "torch"
+
+
 def torch_target_logprobs(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
                           bias: torch.Tensor | None = None, *, softcap: float | None = None,
                           ignore_index: int = -100, max_chunk_bytes: int = _DEFAULT_CHUNK_BYTES,
@@ -72,7 +79,7 @@ def target_logprobs(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.T
         raise ValueError(f"shape mismatch: hidden {tuple(hidden.shape)}, weight {tuple(weight.shape)}")
     if targets.shape != hidden.shape[:1]:
         raise ValueError(f"targets {tuple(targets.shape)} must be [{hidden.shape[0]}]")
-    if dtype == torch.float32 and resolve_backend(backend, hidden.device) == "triton":
+    if effective_backend(backend, hidden.device, str(dtype).removeprefix("torch.")) == "triton":
         from slmeval.kernels import fused_target_logprobs
 
         return fused_target_logprobs(hidden, weight, targets, bias, softcap=softcap, ignore_index=ignore_index,

@@ -8,10 +8,11 @@ the line and the field.
 from __future__ import annotations
 
 import csv
-import json
 import random
 from dataclasses import dataclass, replace
 from pathlib import Path
+
+from slmeval.io import read_jsonl_located
 
 
 class SourceError(ValueError):
@@ -46,19 +47,7 @@ def _text(value: object, where: str, field: str) -> str:
 
 
 def _read_jsonl(path: Path) -> list[tuple[str, dict]]:
-    rows = []
-    with path.open(encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise SourceError(f"{path}:{n}: not valid JSON ({err.msg})") from err
-            if not isinstance(row, dict):
-                raise SourceError(f"{path}:{n}: expected a JSON object per line")
-            rows.append((f"{path}:{n}", row))
-    return rows
+    return read_jsonl_located(path, SourceError)
 
 
 def _read_csv(path: Path, required: tuple[str, ...]) -> list[tuple[str, dict]]:
