@@ -128,6 +128,17 @@ def _metadata(path: str | Path | None) -> dict[str, dict]:
             for row in df.to_dict(orient="records")}
 
 
+def _positive(value: Any, where: str) -> float:
+    """A token count: a finite number > 0 (fit takes its logarithm)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise SweepError(f"{where}: {value!r} is not a number (expected training tokens, e.g. 2e9)") from None
+    if not math.isfinite(number) or number <= 0:
+        raise SweepError(f"{where}: {value!r}: expected a positive, finite number of training tokens")
+    return number
+
+
 def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
@@ -137,15 +148,19 @@ def _tokens(ckpts: list[Checkpoint], meta: dict[str, dict], metadata: str | Path
     out, missing = {}, []
     for ckpt in ckpts:
         if "D" in meta.get(ckpt.name, {}):
-            out[ckpt.name] = (float(meta[ckpt.name]["D"]), f"metadata {metadata}")
+            out[ckpt.name] = (_positive(meta[ckpt.name]["D"], f"{metadata}: row {ckpt.name!r}, column D"),
+                              f"metadata {metadata}")
         elif (found := tokens_from_checkpoint(ckpt.model)) is not None:
             out[ckpt.name] = found
         else:
             missing.append(ckpt.name)
     if missing:
         where = " / ".join(f"{f}:{k}" for f, k in TOKEN_SOURCES)
-        raise SweepError(f"no training-token count D for {missing[:10]}: give a --metadata table with name and D "
-                         f"columns, or put it in the checkpoint folder ({where})")
+        # a mistyped relative folder (ckpts/m7) reads as a Hub id: say so, or the message misleads
+        not_folders = [c.model for c in ckpts if c.name in missing and not Path(c.model).expanduser().is_dir()]
+        hint = f" ({', '.join(not_folders[:5])}: no such folder, taken as a Hub id)" if not_folders else ""
+        raise SweepError(f"no training-token count D for {missing[:10]}{hint}: give a --metadata table with name "
+                         f"and D columns, or put it in the checkpoint folder ({where})")
     unknown = sorted(set(meta) - {c.name for c in ckpts})
     if unknown:
         log.warning("metadata rows without a checkpoint in this sweep: %s", unknown[:10])
@@ -190,6 +205,11 @@ def run_sweep(checkpoints: Sequence[Checkpoint], tasks: Sequence[str], *, output
     configs = get_tasks(list(tasks), list(include_path or []))
     proto = get_protocol(protocol, protocol_args if isinstance(protocol_args, dict)
                          else parse_kv(protocol_args, "--protocol-args"))
+    names = world.all_gather([c.name for c in checkpoints])
+    if any(other != names[0] for other in names):     # e.g. a glob that matches other folders on another node
+        differ = next(rank for rank, other in enumerate(names) if other != names[0])
+        raise SweepError(f"--models lists different checkpoints on rank 0 ({names[0][:10]}) and rank {differ} "
+                         f"({names[differ][:10]}): every rank must sweep the same list")
     meta = _metadata(metadata)
     tokens = _tokens(list(checkpoints), meta, metadata)
     report = SweepReport()
@@ -233,11 +253,24 @@ def _one_checkpoint(ckpt: Checkpoint, tasks: list[str], run_dir: Path, world, se
                     eval_args: dict, report: SweepReport) -> dict | None:
     """{"N": ..., "<task>/<metric>": ...} of one checkpoint, or None (the failure is in `report`). Any
     error is this checkpoint's: the tasks and their audio were checked before the first one."""
+    lm, load_error = None, None
     try:
         lm = load_lm(ckpt.model, **load_args)
         n_params = non_embedding_params(lm.model)
     except Exception as err:   # noqa: BLE001 - reported, and the sweep goes on
-        return _failed(report, ckpt, "load", err)
+        load_error = f"{type(err).__name__}: {err}"
+    # Every rank must agree before the collectives of `evaluate`: a rank that skipped this checkpoint would
+    # pair its next checkpoint's scores with this one's on the other ranks (wrong numbers, no error).
+    outcomes = world.all_gather((load_error, lm.sha256 if lm is not None else None))
+    failed = [(rank, error) for rank, (error, _) in enumerate(outcomes) if error is not None]
+    if not failed and len({sha for _, sha in outcomes}) > 1:
+        failed = [(0, f"DistributedError: ranks loaded different model files (sha256 "
+                      f"{sorted({sha[:12] for _, sha in outcomes})}): is the checkpoint the same on every node?")]
+    if failed:
+        del lm
+        _free_memory()
+        rank, error = next(((r, e) for r, e in failed if r == world.rank), failed[0])
+        return _failed(report, ckpt, "load", error if rank == world.rank else f"rank {rank} of {world.world_size}: {error}")
     try:
         # rank 0 reads (only it writes); every rank follows
         results = world.broadcast(_finished(run_dir, lm, settings, tasks)
@@ -247,7 +280,7 @@ def _one_checkpoint(ckpt: Checkpoint, tasks: list[str], run_dir: Path, world, se
         else:
             results = evaluate(lm, tasks, output=run_dir, **eval_args)
     except Exception as err:   # noqa: BLE001 - reported, and the sweep goes on
-        return _failed(report, ckpt, "evaluate", err)
+        return _failed(report, ckpt, "evaluate", f"{type(err).__name__}: {err}")
     finally:
         del lm
         _free_memory()
@@ -255,10 +288,9 @@ def _one_checkpoint(ckpt: Checkpoint, tasks: list[str], run_dir: Path, world, se
     return {"N": n_params, **{k: v for k, v in metrics.items() if k.split("/")[0] in tasks}}
 
 
-def _failed(report: SweepReport, ckpt: Checkpoint, stage: str, err: Exception) -> None:
-    log.error("sweep: %s failed to %s: %s", ckpt.name, stage, err)
-    report.failures.append({"name": ckpt.name, "model": ckpt.model, "stage": stage,
-                            "error": f"{type(err).__name__}: {err}"})
+def _failed(report: SweepReport, ckpt: Checkpoint, stage: str, error: str) -> None:
+    log.error("sweep: %s failed to %s: %s", ckpt.name, stage, error)
+    report.failures.append({"name": ckpt.name, "model": ckpt.model, "stage": stage, "error": error})
     return None
 
 

@@ -144,3 +144,59 @@ def test_bad_sweep_input_fails_before_any_work(suite, tmp_path):
                                       "--include-path", str(suite["tasks"]), "--output", str(tmp_path / "o")])
     assert result.exit_code == 2 and "no training-token count D for ['s0']" in result.output
     assert not (tmp_path / "o").exists()
+
+
+def _sweep_on_rank(rank: int, port: int, lists: list, kwargs: dict, out) -> None:
+    import os
+
+    os.environ.update(RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))
+    report = run_sweep(lists[rank], **kwargs)
+    out[rank] = (report.rows, report.failures)
+
+
+def test_a_checkpoint_that_fails_to_load_on_one_rank_is_skipped_by_every_rank(suite, tmp_path):
+    """Multi-node sweeps read checkpoints from each node's disk: if one rank cannot load a checkpoint, no rank
+    evaluates it (a rank that skipped it alone would pair its next checkpoint's scores with this one's)."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    units = tmp_path / "tasks"
+    units.mkdir()
+    rng = __import__("numpy").random.default_rng(0)
+    rows = [{"id": f"p{i}", "positive": rng.integers(0, 100, int(rng.integers(5, 40))).tolist(),
+             "negative": rng.integers(0, 100, int(rng.integers(5, 40))).tolist()} for i in range(16)]
+    (units / "units.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (units / "sweep_units.yaml").write_text("name: sweep_units\nsource: units_jsonl\npath: ./units.jsonl\n")
+    ckpts = suite["ckpts"]
+    good = [Checkpoint("s0", str(ckpts / "s0")), Checkpoint("s2", str(ckpts / "s2")), Checkpoint("s3", str(ckpts / "s3"))]
+    on_rank1 = [good[0], Checkpoint("s2", str(ckpts / "s2b")), good[2]]          # s2 is broken on this "node"
+    kwargs = dict(tasks=["sweep_units"], metadata=suite["meta"], include_path=[units], progress=False)
+    reference = run_sweep(good, output=tmp_path / "one", **kwargs)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = mp.Manager().dict()
+    mp.spawn(_sweep_on_rank, args=(port, [good, on_rank1], {**kwargs, "output": str(tmp_path / "two")}, out),
+             nprocs=2, join=True)
+    for rank in (0, 1):
+        rows, failures = out[rank]
+        assert [f["name"] for f in failures] == ["s2"] and failures[0]["stage"] == "load"
+        assert failures[0]["error"].startswith("ModelError" if rank == 1 else "rank 1 of 2: ModelError")
+        want = [r for r in reference.rows if r["name"] != "s2"]
+        assert [r["name"] for r in rows] == ["s0", "s3"]
+        for got, ref in zip(rows, want):
+            assert got["sweep_units/acc"] == ref["sweep_units/acc"] and got["N"] == ref["N"]
+    assert pd.read_csv(tmp_path / "two" / "runs.csv")["name"].tolist() == ["s0", "s3"]
+
+
+@pytest.mark.parametrize("value, problem", [("abc", "is not a number"), ("0", "positive, finite"),
+                                            ("-5", "positive, finite"), ("inf", "positive, finite")])
+def test_a_bad_token_count_in_the_metadata_names_file_row_and_column(suite, tmp_path, value, problem):
+    meta = tmp_path / "meta.csv"
+    meta.write_text(f"name,D\ns0,{value}\n")
+    with pytest.raises(SweepError, match=rf"meta.csv: row 's0', column D: .*{problem}"):
+        run_sweep([Checkpoint("s0", str(suite["ckpts"] / "s0"))], ["sweep_story"], output=tmp_path / "o",
+                  metadata=meta, include_path=[suite["tasks"]], progress=False)
+    assert not (tmp_path / "o").exists()

@@ -58,7 +58,8 @@ def sweep(
         report_error(err)
         raise typer.Exit(2) from None
     if env_rank() != 0:
-        raise typer.Exit(1 if report.failures else 0)
+        # rank 0 reports and sets the exit status: a rank exiting 1 first makes torchrun stop rank 0 mid-report
+        raise typer.Exit(0)
     table = Table(title=f"slmeval sweep: {len(report.rows)} of {len(checkpoints)} checkpoints", title_justify="left")
     metrics = sorted({k for row in report.rows for k in row if "/" in k and k.endswith("/acc")})
     for col in ("name", "N", "D", *metrics):
