@@ -25,7 +25,7 @@ from typing import Any, Sequence
 
 import pandas as pd
 
-from slmeval.distributed import current_world, shard_sources, world_device
+from slmeval.distributed import DistributedError, current_world, shard_sources, world_device
 from slmeval.evaluator import evaluate, read_task
 from slmeval.io import atomic_write_text, safe_name, write_json
 from slmeval.models import LoadedLM, load_lm, parse_kv
@@ -270,7 +270,8 @@ def _one_checkpoint(ckpt: Checkpoint, tasks: list[str], run_dir: Path, world, se
         del lm
         _free_memory()
         rank, error = next(((r, e) for r, e in failed if r == world.rank), failed[0])
-        return _failed(report, ckpt, "load", error if rank == world.rank else f"rank {rank} of {world.world_size}: {error}")
+        where = "" if rank == world.rank else f"rank {rank} of {world.world_size}: "
+        return _failed(report, ckpt, "load", where + error)
     try:
         # rank 0 reads (only it writes); every rank follows
         results = world.broadcast(_finished(run_dir, lm, settings, tasks)
@@ -280,6 +281,11 @@ def _one_checkpoint(ckpt: Checkpoint, tasks: list[str], run_dir: Path, world, se
         else:
             results = evaluate(lm, tasks, output=run_dir, **eval_args)
     except Exception as err:   # noqa: BLE001 - reported, and the sweep goes on
+        shared = isinstance(err, DistributedError) or getattr(err, "reported_by_rank0", False)
+        if world.world_size > 1 and not shared:
+            # an error of this rank alone (e.g. rank 0 cannot write the output): the others are still inside this
+            # checkpoint's collectives, so going on would pair mismatched collectives; stop (--resume continues)
+            raise
         return _failed(report, ckpt, "evaluate", f"{type(err).__name__}: {err}")
     finally:
         del lm

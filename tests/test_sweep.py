@@ -155,31 +155,42 @@ def _sweep_on_rank(rank: int, port: int, lists: list, kwargs: dict, out) -> None
     out[rank] = (report.rows, report.failures)
 
 
-def test_a_checkpoint_that_fails_to_load_on_one_rank_is_skipped_by_every_rank(suite, tmp_path):
-    """Multi-node sweeps read checkpoints from each node's disk: if one rank cannot load a checkpoint, no rank
-    evaluates it (a rank that skipped it alone would pair its next checkpoint's scores with this one's)."""
+def _two_ranks(lists: list, kwargs: dict) -> dict:
+    """run_sweep on two gloo ranks (rank r sweeps lists[r]) → {rank: (rows, failures)}."""
     import socket
 
     import torch.multiprocessing as mp
 
-    units = tmp_path / "tasks"
-    units.mkdir()
-    rng = __import__("numpy").random.default_rng(0)
-    rows = [{"id": f"p{i}", "positive": rng.integers(0, 100, int(rng.integers(5, 40))).tolist(),
-             "negative": rng.integers(0, 100, int(rng.integers(5, 40))).tolist()} for i in range(16)]
-    (units / "units.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    (units / "sweep_units.yaml").write_text("name: sweep_units\nsource: units_jsonl\npath: ./units.jsonl\n")
-    ckpts = suite["ckpts"]
-    good = [Checkpoint("s0", str(ckpts / "s0")), Checkpoint("s2", str(ckpts / "s2")), Checkpoint("s3", str(ckpts / "s3"))]
-    on_rank1 = [good[0], Checkpoint("s2", str(ckpts / "s2b")), good[2]]          # s2 is broken on this "node"
-    kwargs = dict(tasks=["sweep_units"], metadata=suite["meta"], include_path=[units], progress=False)
-    reference = run_sweep(good, output=tmp_path / "one", **kwargs)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     out = mp.Manager().dict()
-    mp.spawn(_sweep_on_rank, args=(port, [good, on_rank1], {**kwargs, "output": str(tmp_path / "two")}, out),
-             nprocs=2, join=True)
+    mp.spawn(_sweep_on_rank, args=(port, lists, kwargs, out), nprocs=2, join=True)
+    return dict(out)
+
+
+def _units_task(folder: Path) -> dict:
+    """A 16-pair units task (no audio work): run_sweep keyword arguments that select it."""
+    import numpy as np
+
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    rows = [{"id": f"p{i}", "positive": rng.integers(0, 100, int(rng.integers(5, 40))).tolist(),
+             "negative": rng.integers(0, 100, int(rng.integers(5, 40))).tolist()} for i in range(16)]
+    (folder / "units.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (folder / "sweep_units.yaml").write_text("name: sweep_units\nsource: units_jsonl\npath: ./units.jsonl\n")
+    return dict(tasks=["sweep_units"], include_path=[folder], progress=False)
+
+
+def test_a_checkpoint_that_fails_to_load_on_one_rank_is_skipped_by_every_rank(suite, tmp_path):
+    """Multi-node sweeps read checkpoints from each node's disk: if one rank cannot load a checkpoint, no rank
+    evaluates it (a rank that skipped it alone would pair its next checkpoint's scores with this one's)."""
+    ckpts = suite["ckpts"]
+    good = [Checkpoint(n, str(ckpts / n)) for n in ("s0", "s2", "s3")]
+    on_rank1 = [good[0], Checkpoint("s2", str(ckpts / "s2b")), good[2]]          # s2 is broken on this "node"
+    kwargs = {**_units_task(tmp_path / "tasks"), "metadata": suite["meta"]}
+    reference = run_sweep(good, output=tmp_path / "one", **kwargs)
+    out = _two_ranks([good, on_rank1], {**kwargs, "output": str(tmp_path / "two")})
     for rank in (0, 1):
         rows, failures = out[rank]
         assert [f["name"] for f in failures] == ["s2"] and failures[0]["stage"] == "load"
@@ -189,6 +200,23 @@ def test_a_checkpoint_that_fails_to_load_on_one_rank_is_skipped_by_every_rank(su
         for got, ref in zip(rows, want):
             assert got["sweep_units/acc"] == ref["sweep_units/acc"] and got["N"] == ref["N"]
     assert pd.read_csv(tmp_path / "two" / "runs.csv")["name"].tolist() == ["s0", "s3"]
+
+
+def test_an_error_on_one_rank_alone_stops_a_distributed_sweep(suite, tmp_path):
+    """Rank 0 alone cannot write s2's output: the other rank is already inside s2's collectives, so the sweep
+    stops with that error (instead of rank 0 moving on and pairing mismatched collectives until the timeout);
+    the checkpoints before it are in runs.csv for --resume."""
+    import torch.multiprocessing as mp
+
+    ckpts = suite["ckpts"]
+    listing = [Checkpoint(n, str(ckpts / n)) for n in ("s0", "s2", "s3")]
+    out_dir = tmp_path / "two"
+    out_dir.mkdir()
+    (out_dir / "s2").write_text("a file where s2's run folder goes")
+    kwargs = {**_units_task(tmp_path / "tasks"), "metadata": suite["meta"], "output": str(out_dir)}
+    with pytest.raises(mp.ProcessRaisedException, match=r"s2 is not writable"):
+        _two_ranks([listing, listing], kwargs)
+    assert pd.read_csv(out_dir / "runs.csv")["name"].tolist() == ["s0"]
 
 
 @pytest.mark.parametrize("value, problem", [("abc", "is not a number"), ("0", "positive, finite"),
