@@ -124,8 +124,13 @@ def _metadata(path: str | Path | None) -> dict[str, dict]:
     df["name"] = df["name"].astype(str)
     if df["name"].duplicated().any():
         raise SweepError(f"{path}: duplicate names {sorted(set(df['name'][df['name'].duplicated()]))[:10]}")
-    return {row["name"]: {k: v for k, v in row.items() if k != "name" and not _missing(v)}
+    meta = {row["name"]: {k: v for k, v in row.items() if k != "name" and not _missing(v)}
             for row in df.to_dict(orient="records")}
+    for name, row in meta.items():        # checked before any work
+        for column in ("N", "D"):
+            if column in row:
+                row[column] = _positive(row[column], f"{path}: row {name!r}, column {column}")
+    return meta
 
 
 def _positive(value: Any, where: str) -> float:
@@ -148,8 +153,7 @@ def _tokens(ckpts: list[Checkpoint], meta: dict[str, dict], metadata: str | Path
     out, missing = {}, []
     for ckpt in ckpts:
         if "D" in meta.get(ckpt.name, {}):
-            out[ckpt.name] = (_positive(meta[ckpt.name]["D"], f"{metadata}: row {ckpt.name!r}, column D"),
-                              f"metadata {metadata}")
+            out[ckpt.name] = (meta[ckpt.name]["D"], f"metadata {metadata}")
         elif (found := tokens_from_checkpoint(ckpt.model)) is not None:
             out[ckpt.name] = found
         else:
@@ -165,6 +169,18 @@ def _tokens(ckpts: list[Checkpoint], meta: dict[str, dict], metadata: str | Path
     if unknown:
         log.warning("metadata rows without a checkpoint in this sweep: %s", unknown[:10])
     return out
+
+
+def _params(name: str, counted: int, meta: dict[str, dict], metadata) -> tuple[float, str]:
+    """N of a run: a metadata N wins (a paper's own count, say), else the count from the loaded model; both
+    are recorded, and a disagreement is said."""
+    if "N" not in meta.get(name, {}):
+        return counted, "counted from the model"
+    given = meta[name]["N"]
+    if abs(given - counted) > 0.01 * counted:
+        log.warning("%s: N = %s from %s, but the model has %s non-embedding parameters; runs.csv uses the "
+                    "metadata's N", name, f"{given:,.0f}", metadata, f"{counted:,}")
+    return given, f"metadata {metadata} (counted from the model: {counted})"
 
 
 def prepare_units(configs, data_root, tokenizer, cache, world, progress: bool) -> None:
@@ -238,9 +254,10 @@ def run_sweep(checkpoints: Sequence[Checkpoint], tasks: Sequence[str], *, output
                                   eval_args, report)
             if row is not None:
                 D, D_source = tokens[ckpt.name]
-                extra = {k: v for k, v in meta.get(ckpt.name, {}).items() if k != "D"}
-                report.rows.append({"name": ckpt.name, "N": row.pop("N"), "D": D, **extra, **row,
-                                    "checkpoint": ckpt.model, "D_source": D_source})
+                extra = {k: v for k, v in meta.get(ckpt.name, {}).items() if k not in ("D", "N")}
+                N, N_source = _params(ckpt.name, row.pop("N"), meta, metadata)
+                report.rows.append({"name": ckpt.name, "N": N, "D": D, **extra, **row, "checkpoint": ckpt.model,
+                                    "N_source": N_source, "D_source": D_source})
             if world.is_main:
                 write_outputs(out, report)
     finally:

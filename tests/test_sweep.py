@@ -228,3 +228,17 @@ def test_a_bad_token_count_in_the_metadata_names_file_row_and_column(suite, tmp_
         run_sweep([Checkpoint("s0", str(suite["ckpts"] / "s0"))], ["sweep_story"], output=tmp_path / "o",
                   metadata=meta, include_path=[suite["tasks"]], progress=False)
     assert not (tmp_path / "o").exists()
+
+
+def test_a_metadata_n_is_used_and_recorded_next_to_the_counted_one(suite, tmp_path, caplog):
+    meta = tmp_path / "meta.csv"
+    meta.write_text("name,D,N\ns0,1e5,999\ns2,2e5,\n")            # s2: no N given → counted
+    listing = [Checkpoint(n, str(suite["ckpts"] / n)) for n in ("s0", "s2")]
+    with caplog.at_level("WARNING", logger="slmeval.sweep"):
+        report = run_sweep(listing, output=tmp_path / "o", metadata=meta, **_units_task(tmp_path / "tasks"))
+    table = pd.read_csv(tmp_path / "o" / "runs.csv")
+    counted = [_reference_n(suite["ckpts"] / n) for n in ("s0", "s2")]
+    assert table["N"].tolist() == [999, counted[1]] and len(report.rows) == 2
+    assert table["N_source"].tolist() == [f"metadata {meta} (counted from the model: {counted[0]})",
+                                          "counted from the model"]
+    assert f"s0: N = 999 from {meta}, but the model has {counted[0]:,} non-embedding parameters" in caplog.text
