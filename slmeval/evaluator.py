@@ -16,7 +16,7 @@ import numpy as np
 from slmeval.data import Pair, read_pairs
 from slmeval.distributed import World, current_world, shard_sources, world_device
 from slmeval.exports import check_exports, parse_exports, run_exports
-from slmeval.metrics import METRIC_FAMILIES
+from slmeval.metrics import FAMILY_SHAPE, METRIC_FAMILIES
 from slmeval.models import LoadedLM, load_lm, parse_kv
 from slmeval.plugins import PluginError
 from slmeval.registry import TaskConfig, TaskError, get_tasks
@@ -53,10 +53,11 @@ def _task_path(cfg: TaskConfig, data_root: str | Path | None) -> Path:
 
 
 def _check_families(configs: list[TaskConfig]) -> None:
-    """Before any work: every task's metric family is registered (a plugin may be missing or broken)."""
+    """Before any work: every task's metric family is registered and takes (df, grouping) (a plugin may be
+    missing, broken, or written to another signature)."""
     for cfg in configs:
         try:
-            METRIC_FAMILIES.get(cfg.family)
+            METRIC_FAMILIES.check_call(cfg.family, None, None, shape=FAMILY_SHAPE)   # placeholders: (df, grouping)
         except PluginError as err:
             raise TaskError(f"task {cfg.name!r} ({cfg.origin}): {err}") from None
 
@@ -110,7 +111,19 @@ def read_task(cfg: TaskConfig, data_root) -> list[Pair]:
     pairs = read_pairs(cfg.source, _task_path(cfg, data_root), **cfg.options)
     if not pairs:
         raise TaskError(f"task {cfg.name!r}: the reader found no pairs")
+    _check_grouping(cfg, pairs)
     return pairs
+
+
+def _check_grouping(cfg: TaskConfig, pairs: list[Pair]) -> None:
+    """Before any audio work: the columns the task file groups by are columns its reader produces (a typo
+    in `grouping: {voice: ...}` would otherwise drop the per-voice numbers without a word)."""
+    g = cfg.grouping
+    produced = set().union(*(p.meta for p in pairs))
+    missing = [c for c in (*([g.voice] if g.voice else []), *g.item, *g.breakdown) if c not in produced]
+    if missing:
+        raise TaskError(f"task {cfg.name!r} ({cfg.origin}): grouping names column(s) {', '.join(missing)} that "
+                        f"reader {cfg.source!r} does not produce; its columns: {', '.join(sorted(produced)) or 'none'}")
 
 
 def _identical_sides(pairs: list[Pair], hashes: list[str]) -> list[str]:
@@ -151,6 +164,10 @@ def run_task(cfg: TaskConfig, lm: LoadedLM, protocol: Protocol, *, data_root, to
             "positive_score": pos_score, "negative_score": neg_score, "correct": correct, "meta": pair.meta})
     # The same functions `slmeval.verify` re-derives a submitted run with: the two cannot drift apart.
     metrics, breakdowns = metrics_from_samples(cfg.family, cfg.grouping, samples)
+    headline = cfg.headline_for(protocol.name)
+    if headline not in metrics:     # the leaderboard and the export would look for it
+        raise TaskError(f"task {cfg.name!r} ({cfg.origin}): headline {headline!r} is not a metric that family "
+                        f"{cfg.family!r} computes for it; it computes: {', '.join(sorted(metrics))}")
     task_hashes = {"items_sha256": items_sha256((p.id, p.positive.key, p.negative.key) for p in pairs),
                    "data_sha256": data_sha256(hashes), "version": cfg.version}
     return TaskRun(metrics, breakdowns, samples, task_hashes, notes)

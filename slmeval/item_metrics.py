@@ -19,7 +19,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from slmeval.metrics import METRIC_FAMILIES, _average_of_groups, _voice_metrics, mean_stderr
+from slmeval.metrics import METRIC_FAMILIES, _average_of_groups, _require_columns, _voice_metrics, mean_stderr
 from slmeval.registry import Grouping
 
 
@@ -35,10 +35,7 @@ def _items(df: pd.DataFrame, grouping: Grouping) -> pd.DataFrame:
     if not columns:
         raise ValueError("this metric family averages over each item's voices: the task's grouping must "
                          "name the item columns (grouping: {item: [...]})")
-    missing = [c for c in [*columns, *grouping.breakdown] if c not in df]
-    if missing:
-        raise ValueError(f"the task's grouping names column(s) {missing} that its reader does not produce; "
-                         f"columns: {sorted(c for c in df if c != 'correct')}")
+    _require_columns(df, grouping)
     grouped = df.groupby(columns, sort=True, dropna=False)
     items = grouped["correct"].agg(score="mean", n_voices="size",
                                    all_right=lambda s: float((s == 1.0).all()))

@@ -22,6 +22,7 @@ from slmeval.registry import Grouping
 
 METRIC_FAMILIES: Registry = Registry("metric family", group="slmeval.metrics",
                                       builtins=("slmeval.metrics", "slmeval.item_metrics"))
+FAMILY_SHAPE = "fn(df: pd.DataFrame, grouping: Grouping) -> (metrics, breakdowns)"   # for error messages
 
 
 def pair_credit(pos_score: float, neg_score: float, tie_value: float) -> float:
@@ -55,9 +56,10 @@ def _accuracy(df: pd.DataFrame) -> dict:
 
 
 def _voice_metrics(df: pd.DataFrame, column: str) -> tuple[dict, dict]:
-    """Per-voice accuracy, its mean and spread; nothing when the column is missing or not filled in
-    (a single-speaker release of a task whose multi-speaker variant names voices)."""
-    if column not in df or not df[column].notna().all():
+    """Per-voice accuracy, its mean and spread; nothing when the column is not filled in (a single-speaker
+    release of a task whose multi-speaker variant names voices). A column the reader does not produce at
+    all is a task-file mistake: `_require_columns` refuses it."""
+    if not df[column].notna().all():
         return {}, {}
     table, acc, se = _group_table(df, column)
     metrics = {}
@@ -76,7 +78,7 @@ def _item_metrics(df: pd.DataFrame, columns: list[str]) -> dict:
 
 
 def _require_columns(df: pd.DataFrame, grouping: Grouping) -> None:
-    wanted = [*grouping.breakdown, *grouping.item]
+    wanted = [*grouping.breakdown, *grouping.item, *([grouping.voice] if grouping.voice else [])]
     missing = [c for c in wanted if c not in df]
     if missing:
         raise ValueError(f"the task's grouping names column(s) {missing} that its reader does not produce; "
@@ -106,4 +108,8 @@ def compute_metrics(family: str, df: pd.DataFrame, grouping: Grouping | None = N
     """df: one row per pair with `correct` and the reader's meta columns → (metrics, breakdowns)."""
     if df.empty:
         raise ValueError("no pairs to score")
-    return METRIC_FAMILIES.get(family)(df, grouping or Grouping())
+    out = METRIC_FAMILIES.call(family, df, grouping or Grouping(), shape=FAMILY_SHAPE)
+    if not (isinstance(out, tuple) and len(out) == 2 and isinstance(out[0], dict) and isinstance(out[1], dict)):
+        raise ValueError(f"metric family {family!r} ({METRIC_FAMILIES.origin(family)}) returned "
+                         f"{type(out).__name__}; a metric family returns (metrics: dict, breakdowns: dict)")
+    return out

@@ -22,6 +22,9 @@ from __future__ import annotations
 import importlib
 import inspect
 import logging
+import os
+import sys
+import traceback
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Callable, Generic, Iterator, TypeVar
@@ -118,6 +121,40 @@ class Registry(Generic[T]):
             raise PluginError(f"{self.kind} {name!r} from {entry.origin} cannot be used: {entry.error}")
         return entry.obj  # type: ignore[return-value]
 
+    def call(self, name: str, *args, shape: str, passthrough: tuple[type[BaseException], ...] = (),
+             **kwargs):
+        """Call plugin `name`. A plugin from another package that cannot be called this way, or that fails
+        with anything but the errors it is meant to raise (`passthrough`), becomes one PluginError naming
+        it, where it came from, and where it raised — not a traceback from deep inside slmeval. `shape`
+        is the calling convention shown to its author, e.g. "fn(path, **options) -> list[Pair]"."""
+        obj = self.get(name)
+        origin = self._entries[name].origin
+        if not origin.startswith("entry point"):
+            return obj(*args, **kwargs)        # slmeval's own: a failure here is our bug, keep its traceback
+        self.check_call(name, *args, shape=shape, **kwargs)
+        try:
+            return obj(*args, **kwargs)
+        except (PluginError, *passthrough):
+            raise
+        except Exception as err:
+            frame = _plugin_frame(obj, err)
+            raise PluginError(f"{self.kind} {name!r} from {origin} failed ({frame.filename}, line {frame.lineno}): "
+                              f"{type(err).__name__}: {err}") from err
+
+    def check_call(self, name: str, *args, shape: str, **kwargs) -> None:
+        """PluginError unless plugin `name` accepts these arguments (placeholders will do): lets a run refuse
+        a plugin with the wrong signature before the work whose result it would be handed."""
+        obj = self.get(name)                   # unknown or broken: its own PluginError
+        try:
+            signature = inspect.signature(obj)
+        except (TypeError, ValueError):        # no signature to inspect (a builtin): calling it will tell
+            return
+        try:
+            signature.bind(*args, **kwargs)
+        except TypeError as err:
+            raise PluginError(f"{self.kind} {name!r} from {self.origin(name)} cannot be called as {shape}: "
+                              f"{err}") from None
+
     def __contains__(self, name: object) -> bool:
         self._ensure_loaded()
         return name in self._entries
@@ -137,6 +174,20 @@ class Registry(Generic[T]):
 
     def __repr__(self) -> str:
         return f"Registry({self.kind!r}, group={self.group!r})"
+
+
+def _plugin_frame(obj: object, err: BaseException) -> traceback.FrameSummary:
+    """The innermost frame of the traceback inside the plugin's own package (where its author looks),
+    else the innermost one (the plugin called a library with the wrong arguments, say)."""
+    frames = traceback.extract_tb(err.__traceback__)
+    top = sys.modules.get((getattr(obj, "__module__", None) or "").split(".")[0])
+    home = getattr(top, "__file__", None)
+    if home:
+        folder = os.path.dirname(home) if os.path.basename(home) == "__init__.py" else home
+        mine = [f for f in frames if f.filename.startswith(folder)]
+        if mine:
+            return mine[-1]
+    return frames[-1]
 
 
 def _same_definition(old: Entry, target: object, where: str) -> bool:

@@ -60,7 +60,8 @@ def resolve_includes(doc: dict, path: Path, seen: tuple[Path, ...] = ()) -> dict
         target = Path(name).expanduser()
         target = (target if target.is_absolute() else path.parent / target).resolve()
         if target in seen or target == path.resolve():
-            raise TaskError(f"{path}: include cycle through {target}")
+            chain = [*seen, path.resolve(), target]     # named from the task file, where the user looks
+            raise TaskError(f"{seen[0] if seen else path}: include cycle: {' -> '.join(p.name for p in chain)}")
         if not target.is_file():
             raise TaskError(f"{path}: included file {name!r} not found (looked at {target})")
         base = _read_yaml(target)

@@ -51,7 +51,7 @@ def test_include_errors_name_the_file(tmp_path):
     _write(tmp_path, "missing.yaml", "include: _nope.yaml\nname: miss\n")
     registry = load_registry([tmp_path])
     reasons = {b.origin.split("/")[-1]: b.reason for b in registry.broken}
-    assert "include cycle" in reasons["cycle.yaml"]
+    assert "include cycle: cycle.yaml -> _loop.yaml -> cycle.yaml" in reasons["cycle.yaml"]
     assert "included file '_nope.yaml' not found" in reasons["missing.yaml"]
     with pytest.raises(TaskError, match="(?s)'miss' cannot be used: .*missing.yaml"):
         get_tasks(["miss"], [tmp_path])

@@ -20,19 +20,25 @@ def _fmt(value: object) -> str:
 
 
 def print_results(results: dict) -> None:
-    table = Table(title="slmeval results (accuracy %, ± stderr)", title_justify="left")
+    table = Table(title="slmeval results (acc* in %, ± stderr)", title_justify="left")
     for col in ("task", "metric", "value", "± stderr", "pairs"):
         table.add_column(col, justify="right" if col in ("value", "± stderr", "pairs") else "left")
     for task, metrics in results["results"].items():
         cfg = results["configs"][task]
         label = f"{task} [mini]" if cfg.get("mini") else task
         headline = cfg.get("headline", "acc")
-        names = [m for m in metrics if m.startswith("acc") and not m.endswith("_stderr")]
-        for i, metric in enumerate(sorted(names, key=lambda m: (m != headline, m))):
-            value = metrics[metric]
-            shown = _fmt(value) if not metric.endswith(("_std",)) else f"{100 * value:.2f} (spread)"
+        # acc* in %; a plugin family's own metrics (a margin, a correlation) as they are; counts (n_*) aside
+        names = [m for m in metrics if not m.endswith("_stderr") and not m.startswith("n_")
+                 and isinstance(metrics[m], (int, float))]
+        for i, metric in enumerate(sorted(names, key=lambda m: (m != headline, not m.startswith("acc"), m))):
+            value, stderr = metrics[metric], metrics.get(f"{metric}_stderr")
+            if not metric.startswith("acc"):
+                shown, shown_se = f"{value:.4g}", ("–" if stderr is None else f"{stderr:.4g}")
+            else:
+                shown = _fmt(value) if not metric.endswith(("_std",)) else f"{100 * value:.2f} (spread)"
+                shown_se = _fmt(stderr)
             table.add_row(label if i == 0 else "", f"[bold]{metric}[/]" if metric == headline else metric, shown,
-                          _fmt(metrics.get(f"{metric}_stderr")), str(metrics["n_pairs"]) if i == 0 else "")
+                          shown_se, str(metrics.get("n_pairs", "")) if i == 0 else "")
         for dim, groups in results.get("breakdowns", {}).get(task, {}).items():
             for group, row in groups.items():
                 table.add_row("", f"  {dim}={group}", _fmt(row["acc"]), _fmt(row.get("acc_stderr")), str(row["n_pairs"]))

@@ -50,7 +50,14 @@ def check_reader_options(source: str, options: dict) -> None:
 
 def read_pairs(source: str, path: str | Path, **options) -> list[Pair]:
     check_reader_options(source, options)
-    return _reader(source)(Path(path), **options)
+    pairs = READERS.call(source, Path(path), **options, shape="fn(path: Path, **options) -> list[Pair]",
+                         passthrough=(DataLayoutError, OSError))
+    if not isinstance(pairs, list) or not all(isinstance(p, Pair) for p in pairs):
+        got = type(pairs).__name__ if not isinstance(pairs, list) else \
+            f"a list holding a {type(next(p for p in pairs if not isinstance(p, Pair))).__name__}"
+        raise DataLayoutError(f"reader {source!r} ({READERS.origin(source)}) returned {got}; "
+                              f"a reader returns a list of slmeval.data.Pair")
+    return pairs
 
 
 __all__ = ["DataLayoutError", "Pair", "Utterance", "READERS", "read_pairs", "reader_options",
