@@ -135,3 +135,18 @@ def test_incompatible_task_versions_are_one_clear_error(tmp_path, change, messag
     assert "Traceback" not in res.output
     import re
     assert re.search(message, res.output.replace("\n", "")), res.output
+
+
+def test_partial_runs_are_named_in_the_notes(tmp_path):
+    """Runs that all used the same --limit pass the item-list check; fit reads them but says so."""
+    root = tmp_path / "runs"
+    for i, step in enumerate((1000, 2000)):
+        doc = lm_eval_blimp_results(0.6, pretrained="org/m", revision=f"step{step}")
+        doc["config"]["limit"] = 5 if i == 0 else None
+        _write(root / f"r{step}" / "results_2025-01-01T00-00-00.json", doc)
+    meta = tmp_path / "meta.csv"
+    pd.DataFrame({"name": ["r1000", "r2000"], "N": [1e8] * 2, "D": [1e9, 2e9]}).to_csv(meta, index=False)
+    notes = load_runs(root, metadata=meta).attrs["notes"]
+    assert [n for n in notes if "partial" in n] == [
+        "1 partial run(s), scored on the first items of each task only (the leaderboard refuses them): "
+        "r1000 (--limit 5)"]

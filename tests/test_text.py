@@ -196,11 +196,21 @@ def test_model_lm_eval_cannot_load_is_one_clear_error(text_run, tmp_path):
                                        "--data-root", str(text_run["data"])])
         assert res.exit_code == 2, res.output
         assert "lm-eval cannot load it" in res.output and "Traceback" not in res.output
+    assert "--model" not in res.output.split("lm-eval cannot load it:")[1]   # named once, not twice
 
 
 def test_unknown_task_and_missing_file_errors(text_run, tmp_path):
     res = CliRunner().invoke(app, ["text", "--model", str(text_run["model"]), "--tasks", "text_blimpp"])
     assert res.exit_code == 2 and "unknown task(s) ['text_blimpp']" in res.output
+    # a task YAML that does not parse is skipped by lm-eval without a word: the error names it
+    inc = tmp_path / "inc"
+    inc.mkdir()
+    (inc / "mine.yaml").write_text("task: mine\n  oops: [\n")
+    (inc / "fine.yaml").write_text("task: fine\nclass: !function utils.Fine\n")   # lm-eval's tags parse
+    res = CliRunner().invoke(app, ["text", "--model", str(text_run["model"]), "--tasks", "mine",
+                                   "--include-path", str(inc)])
+    assert res.exit_code == 2 and "unknown task(s) ['mine']" in res.output
+    assert "not valid YAML" in res.output and "mine.yaml" in res.output and "fine.yaml" not in res.output
     res = CliRunner().invoke(app, ["text", "--model", str(text_run["model"]), "--tasks", "text_tstorycloze",
                                    "--data-root", str(tmp_path)])
     assert res.exit_code == 2 and "tstorycloze/test.jsonl: no such file" in res.output

@@ -6,7 +6,8 @@ slp-rl/slamkit, slamkit/metric/modelling_metric.py): files are grouped by the in
 `_`, each group's paths are sorted as strings, the first is the positive and the second the negative —
 which, for the released names, is option 0 (the consistent / aligned sample, written as
 `sample_<index>_0.wav` by data_generation/*.py) against option 1. Options beyond 1 (the generators'
-`--n_options` > 2) are never scored there; here they are ignored with a warning. A part's score is the
+`--n_options` > 2) are never scored by slamkit and stop salmon.py (its collate_fn unpacks exactly two
+files per sample); here they are ignored with a warning. A part's score is the
 mean pair credit (ties 0.5); the official scorer reports parts only, no overall number.
 """
 from __future__ import annotations
@@ -56,7 +57,7 @@ def _read_part(folder: Path, part: str) -> list[Pair]:
             f"{len(incomplete)} such sample(s) in all")
     extra = sorted(p.name for options in groups.values() for o, p in options.items() if o > 1)
     if extra:
-        log.warning("%s: %d file(s) with option > 1 are ignored, as the official SALMon scorer ignores "
+        log.warning("%s: %d file(s) with option > 1 are ignored, as slamkit's SALMon scorer ignores "
                     "them: %s", folder, len(extra), examples(extra))
     return [Pair(id=f"{part}/{index}",
                  positive=Utterance(key=f"{part}/{groups[index][0].stem}", audio=groups[index][0]),

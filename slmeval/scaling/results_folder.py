@@ -13,7 +13,8 @@ and lm-eval's own `results_<timestamp>.json` files side by side:
 * the modality of a run missing from the metadata comes from the results file (`slmeval text`
   writes "text"; lm-eval files are text runs; other slmeval runs are speech).
 * one task read at two versions, or over two different item lists (e.g. a `--limit` partial run
-  beside a full one), is an error naming both files: their numbers are not comparable.
+  beside a full one), is an error naming both files: their numbers are not comparable. Partial runs
+  that agree with each other are read, with a note naming them.
 """
 from __future__ import annotations
 
@@ -230,6 +231,12 @@ def read_results_folder(folder: str | Path, metadata: str | Path, name_from: str
         chosen.append(pick)
         notes += pick.notes
     check_compatible(chosen)
+    # --limit runs all of one size pass check_compatible (same item lists): say so, never silently
+    partial = sorted(f"{f.name} (--limit {lim})" for f in chosen
+                     if (lim := (f.data.get("config") or {}).get("limit")) is not None)
+    if partial:
+        notes.append(f"{len(partial)} partial run(s), scored on the first items of each task only (the "
+                     f"leaderboard refuses them): {', '.join(partial[:10])}" + (" ..." if len(partial) > 10 else ""))
     rows = []
     for f in chosen:
         metrics, names = _metrics(f)

@@ -63,8 +63,9 @@ def resolve_text_model(pretrained: str, revision: str | None, trust_remote_code:
     try:
         resolved = resolve_model(pretrained, revision if not Path(pretrained).expanduser().is_dir() else None)
         config = AutoConfig.from_pretrained(resolved.directory, trust_remote_code=trust_remote_code)
-    except ModelError as exc:
-        raise TextRunError(f"{where}: lm-eval cannot load it: {exc}") from exc
+    except ModelError as exc:     # its message may already start with the --model part
+        detail = str(exc).removeprefix(f"--model {pretrained!r}: ")
+        raise TextRunError(f"{where}: lm-eval cannot load it: {detail}") from exc
     except (OSError, ValueError, KeyError) as exc:
         raise TextRunError(f"{where}: lm-eval cannot load it: {str(exc).splitlines()[0]}") from exc
     ckpt = Checkpoint(resolved.directory, config.to_dict(), pretrained, resolved.hub)
@@ -78,13 +79,35 @@ def resolve_text_model(pretrained: str, revision: str | None, trust_remote_code:
     return {"sha256": model_sha256(files), "files": files, "hub": resolved.hub, "tokenizer": tokenizer}
 
 
-def _load_tasks(task_manager, names: list[str]) -> list:
+def _unreadable_yamls(folders: Sequence[str | Path]) -> list[str]:
+    """Task YAMLs lm-eval skips without a word because they do not parse (its `!function` tags and
+    other custom tags are accepted here, as lm-eval accepts them)."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_multi_constructor("", lambda loader, suffix, node: None)
+    bad = []
+    for folder in folders:
+        for path in sorted(Path(folder).expanduser().rglob("*.y*ml")):
+            try:
+                yaml.load(path.read_text(encoding="utf-8"), Loader=Loader)
+            except (yaml.YAMLError, OSError, UnicodeDecodeError) as err:
+                bad.append(f"{path} ({str(err).splitlines()[0]})")
+    return bad
+
+
+def _load_tasks(task_manager, names: list[str], include_path: Sequence[str | Path] = ()) -> list:
     """Build every requested task (reading its data) before the model is loaded: bad data fails fast."""
     unknown = [n for n in names if n not in task_manager.all_tasks]
     if unknown:
         ours = sorted(n for n in task_manager.all_tasks if n.startswith("text_") and "_blimp_" not in n)
+        bad = _unreadable_yamls(include_path)
         raise TextRunError(f"--tasks: unknown task(s) {unknown}; slmeval's text twins: {ours} "
-                           "(any lm-eval task name also works)")
+                           "(any lm-eval task name also works)"
+                           + (f"; lm-eval skipped these --include-path files, which are not valid YAML: "
+                              f"{'; '.join(bad)}" if bad else ""))
     built = []
     for name in names:   # one at a time: a tag expands to its own tasks only
         loaded = task_manager.load([name])
@@ -151,7 +174,7 @@ def evaluate_text(model: str | None, tasks: Sequence[str], *, model_args: str | 
     task_manager = TaskManager(include_path=paths, include_defaults=False, metadata=metadata)
     if any(n not in task_manager.all_tasks for n in names):
         task_manager = TaskManager(include_path=paths, metadata=metadata)
-    built = _load_tasks(task_manager, names)
+    built = _load_tasks(task_manager, names, include_path or [])
     tracker = EvaluationTracker(output_path=str(out_dir / RESULTS_FILE)) if out_dir else None
     try:
         raw = lm_eval.simple_evaluate(model="hf", model_args=args, tasks=built, task_manager=task_manager,
