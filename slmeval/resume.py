@@ -39,7 +39,9 @@ class PartialStore:
         self.dir = self.out_dir / PARTIAL_DIR
 
     def path(self, task: str) -> Path:
-        return ensure_inside(self.dir / f"{safe_name(task, 'task name')}.json", self.out_dir, "partial result file")
+        # relative to out_dir (ensure_inside joins it): `self.dir` would double a relative --output (out/out/.partial)
+        return ensure_inside(Path(PARTIAL_DIR) / f"{safe_name(task, 'task name')}.json", self.out_dir,
+                             "partial result file")
 
     def load(self, task: str) -> dict | None:
         """The saved record of `task` ({"fingerprint", "run"}), None when there is none."""

@@ -139,6 +139,19 @@ def test_resume_explains_settings_changes_and_refuses_damaged_partials(world, ti
     assert "protocol or task definition changed" in changed["provenance"]["resumed"]["r_units"]
 
 
+def test_partials_of_a_relative_output_live_in_its_partial_folder(tmp_path, monkeypatch):
+    """`-o out` (relative): the partial is out/.partial/<task>.json — not out/out/.partial, which
+    clean() (removing out/.partial) would leave behind for ever."""
+    monkeypatch.chdir(tmp_path)
+    store = PartialStore(Path("out"))
+    assert store.path("t") == tmp_path / "out" / ".partial" / "t.json"
+    store.save("t", "f", {"metrics": {}, "breakdowns": {}, "samples": [], "hashes": {"items_sha256": "i",
+                                                                                    "data_sha256": "d"}})
+    assert store.load("t")["fingerprint"] == "f"
+    store.clean()
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == ["out"]
+
+
 # ------------------------------------------------------------------------------------------- §2 names
 
 def test_task_name_that_is_a_path_is_refused_and_writes_nothing(world, tiny_llama_dir, tmp_path):
