@@ -95,3 +95,22 @@ def test_identity_and_errors(model_dir, centroids, tmp_path):
         load_tokenizer(f"hubert:model={model_dir},centroids={centroids}")
     with pytest.raises(TokenizerError, match="shorter than the encoder's shortest input \\(165 samples"):
         tok.encode(np.zeros(100, np.float32))
+
+
+def test_identity_covers_the_config_not_only_the_weights(model_dir, centroids, tmp_path):
+    """Same weights, an edited config.json (layer-norm eps): other units, so another identity — else the
+    unit cache and --resume would hand back the old units."""
+    import json
+    import shutil
+
+    edited = tmp_path / "edited"
+    shutil.copytree(model_dir, edited)
+    config = json.loads((edited / "config.json").read_text())
+    config["layer_norm_eps"] = 0.5
+    (edited / "config.json").write_text(json.dumps(config))
+    spec = "hubert:model={},layer=2,centroids=" + str(centroids)
+    before, after = load_tokenizer(spec.format(model_dir)), load_tokenizer(spec.format(edited))
+    wav = speech(SENTENCES[0])
+    assert list(before.encode(wav)) != list(after.encode(wav))
+    assert before.identity["model_sha256"] == after.identity["model_sha256"]
+    assert before.identity != after.identity

@@ -127,6 +127,8 @@ class HubertTokenizer(UnitTokenizer):
             "version": IMPLEMENTATION_VERSION,
             "sample_rate": SAMPLE_RATE,
             "model_sha256": model_weights_sha256(model_dir),
+            # the architecture (norms, eps, conv front end) changes the units as much as the weights do
+            "config_sha256": sha256_file(model_dir / "config.json"),
             "layer": layer,
             "hidden_size": int(model.config.hidden_size),
             "do_normalize": self.do_normalize,
