@@ -122,3 +122,6 @@ def test_identity_covers_config_and_weights(tiny_llama_dir, tmp_path):
     (copy / "config.json").write_text(json.dumps(cfg))
     edited = load_lm(copy)
     assert edited.sha256 != base.sha256 and edited.files["model.safetensors"] == base.files["model.safetensors"]
+    (copy / "modeling_custom.py").write_text("# remote code (auto_map) defines the forward\n")
+    with_code = load_lm(copy)
+    assert "modeling_custom.py" in with_code.files and with_code.sha256 != edited.sha256

@@ -19,6 +19,8 @@ BEHAVIOUR_FILES = ("config.json", "generation_config.json", "tokenizer.json", "t
 
 def behaviour_files(directory: Path, weight_files: Iterable[Path]) -> list[Path]:
     extra = [directory / name for name in BEHAVIOUR_FILES if (directory / name).is_file()]
+    # remote code (config.json `auto_map`, trust_remote_code=true) is the model's forward itself
+    extra += [p for p in directory.glob("*.py") if p.is_file()]
     return sorted(set(extra) | set(weight_files), key=lambda p: p.name)
 
 
