@@ -65,6 +65,48 @@ def test_missing_and_broken_weights(tmp_path, task, small):
     assert squash("shard named by the index is missing") in run_fails(str(slm), task, tmp_path / "o3")
 
 
+def test_hf_weights_that_do_not_fit_the_config_are_refused(tmp_path, task, small):
+    """transformers initialises a missing or mis-shaped tensor at random and only logs it: slmeval refuses,
+    in one line (no load report, no traceback), for a TWIST-style hf checkpoint."""
+    from safetensors.torch import load_file, save_file
+
+    model = tmp_path / "m"
+    shutil.copytree(small["twist"], model)
+    weights = model / "model.safetensors"
+    state = load_file(weights)
+    name = next(k for k in sorted(state) if "fc1.weight" in k)
+    save_file({k: v for k, v in state.items() if k != name}, weights, metadata={"format": "pt"})
+    message = run_fails(str(model), task, tmp_path / "o1")
+    assert squash(f"weights do not match the architecture in config.json (missing ['{name}'])") in message
+    assert "LOADREPORT" not in message
+    save_file(state, weights, metadata={"format": "pt"})
+    cfg = json.loads((model / "config.json").read_text())
+    (model / "config.json").write_text(json.dumps({**cfg, "vocab_size": cfg["vocab_size"] + 5}))
+    message = run_fails(str(model), task, tmp_path / "o2")
+    assert squash(f"({cfg['vocab_size']}, 32) in the file, ({cfg['vocab_size'] + 5}, 32) in config.json") in message
+    (model / "config.json").write_text(json.dumps(cfg))
+    weights.write_bytes(weights.read_bytes()[:1000])                  # cut short by a full disk
+    assert squash("transformers cannot load this checkpoint as a causal LM") in run_fails(str(model), task,
+                                                                                          tmp_path / "o3")
+
+
+def test_config_values_of_the_wrong_type_name_their_field(tmp_path, small):
+    twist = tmp_path / "twist"
+    shutil.copytree(small["twist"], twist)
+    cfg = json.loads((twist / "config.json").read_text())
+    (twist / "config.json").write_text(json.dumps({**cfg, "offset": 3.7}))      # int() would make it 3
+    with pytest.raises(ModelError, match=r"config.json:offset=3.7: expected an integer"):
+        load_lm(twist)
+    with pytest.raises(ModelError, match=r"--model-args offset='x': expected an integer"):
+        load_lm(small["twist"], model_args="offset=x")
+    slm = save_slm_scaling(tmp_path / "slm")
+    good = json.loads((slm / "config.json").read_text())
+    for key, value in (("dim", "32"), ("n_kv_heads", 2.5), ("norm_eps", "1e-5"), ("n_layers", True)):
+        (slm / "config.json").write_text(json.dumps({**good, "model_args": {**good["model_args"], key: value}}))
+        with pytest.raises(ModelError, match=rf"model_args.{key} = {value!r}: expected"):
+            load_lm(slm)
+
+
 def test_vocab_smaller_than_the_tokenizer_stops_before_audio_work(tmp_path, tiny_llama_dir, small):
     """K = 100 units cannot map into a vocabulary with room for 16: an error at load, no unit encoded,
     no cache folder, no output folder."""

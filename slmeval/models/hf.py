@@ -34,14 +34,31 @@ class HFAdapter(Adapter):
         return None
 
     def load(self, ckpt: Checkpoint, args: dict[str, str], dtype: torch.dtype) -> LMCore:
+        from safetensors import SafetensorError
         from transformers import AutoModelForCausalLM
+        from transformers.utils import logging as hf_logging
 
         trust = as_bool("trust_remote_code", args.get("trust_remote_code"))
+        verbosity = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_error()     # its load report would precede our one error; we report below
         try:
-            model = AutoModelForCausalLM.from_pretrained(ckpt.directory, dtype=dtype, trust_remote_code=trust)
-        except (OSError, ValueError, KeyError) as err:   # transformers' own message, under one clear heading
+            # ignore_mismatched_sizes: transformers then lists the mismatches (refused below) instead of
+            # raising an error that points at the silenced report
+            model, info = AutoModelForCausalLM.from_pretrained(ckpt.directory, dtype=dtype, trust_remote_code=trust,
+                                                               output_loading_info=True, ignore_mismatched_sizes=True)
+        except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as err:
+            # transformers' own message (truncated files, bad configs, ...), under one clear heading
             raise ModelError(f"{ckpt.reference}: transformers cannot load this checkpoint as a causal LM: "
-                             f"{str(err).splitlines()[0]}") from None
+                             f"{str(err).strip().splitlines()[0]}") from None
+        finally:
+            hf_logging.set_verbosity(verbosity)
+        # transformers initialises missing or mis-shaped tensors at random: that would score another model
+        missing = sorted(info.get("missing_keys") or ())
+        shapes = sorted(f"{key} {tuple(saved)} in the file, {tuple(wanted)} in config.json"
+                        for key, saved, wanted in info.get("mismatched_keys") or ())
+        if missing or shapes:
+            raise ModelError(f"{ckpt.directory}: weights do not match the architecture in config.json ("
+                             + "; ".join(([f"missing {missing[:4]}"] if missing else []) + shapes[:4]) + ")")
         return HFCore(model)
 
     def mapping_facts(self, ckpt: Checkpoint, core: LMCore) -> dict[str, tuple[object, str]]:

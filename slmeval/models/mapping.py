@@ -36,10 +36,12 @@ def as_int_or_none(key: str, value: object) -> int | None:
         return as_int_or_none(key, value[0] if value else None)
     if isinstance(value, bool):
         raise ModelError(f"{key}={value!r}: expected an integer or 'none'")
+    if isinstance(value, float) and not value.is_integer():     # int() would truncate 4.7 to a wrong offset
+        raise ModelError(f"{key}={value!r}: expected an integer or 'none'")
     try:
         return int(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        raise ModelError(f"model arg {key}={value!r}: expected an integer or 'none'") from None
+        raise ModelError(f"{key}={value!r}: expected an integer or 'none'") from None
 
 
 def config_facts(config: Mapping) -> dict[str, tuple[object, str]]:
@@ -48,7 +50,7 @@ def config_facts(config: Mapping) -> dict[str, tuple[object, str]]:
     for key, cfg_key in (("offset", "offset"), ("bos_id", "bos_token_id"), ("eos_id", "eos_token_id"),
                          ("pad_id", "pad_token_id")):
         if config.get(cfg_key) is not None:
-            facts[key] = (as_int_or_none(cfg_key, config[cfg_key]), f"config.json:{cfg_key}")
+            facts[key] = (as_int_or_none(f"config.json:{cfg_key}", config[cfg_key]), f"config.json:{cfg_key}")
     return facts
 
 
@@ -81,7 +83,7 @@ def resolve_mapping(config: Mapping, model_args: Mapping[str, str], *,
     for key in MAPPING_KEYS:
         asked: tuple[object, str] | None = None
         if key in model_args:
-            asked = (as_int_or_none(key, model_args[key]), "model_args")
+            asked = (as_int_or_none(f"--model-args {key}", model_args[key]), "model_args")
         elif convention and key in CONVENTIONS[convention]:
             asked = (CONVENTIONS[convention][key], f"convention:{convention}")
         if asked is not None and key in facts and facts[key][0] != asked[0]:

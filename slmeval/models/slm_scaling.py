@@ -57,6 +57,12 @@ def model_args(ckpt: Checkpoint) -> dict:
     if unknown:
         raise ModelError(f"{where}: unknown model_args {sorted(unknown)}; known: {sorted(MODEL_ARGS)}")
     args = {**MODEL_ARGS, **given}
+    for key, default in MODEL_ARGS.items():     # a hand-edited config: name the field, not a TypeError later
+        value, numeric = args[key], (int,) if key != "norm_eps" and key != "dropout" else (int, float)
+        if not (value is None and default is None) and (isinstance(value, bool) or not isinstance(value, numeric)):
+            raise ModelError(f"{where}: model_args.{key} = {value!r}: expected "
+                             f"{'a number' if len(numeric) == 2 else 'an integer'}"
+                             + (" or null" if default is None else ""))
     if args["prefix_vocab_size"] is not None:
         raise ModelError(f"{where}: prefix_vocab_size={args['prefix_vocab_size']}: a prefix-conditioned model needs "
                          "prefix tokens with every sequence; only unconditional unit LMs can be scored")
