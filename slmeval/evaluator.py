@@ -22,7 +22,7 @@ from slmeval.plugins import PluginError
 from slmeval.registry import TaskConfig, TaskError, get_tasks
 from slmeval.io import dumps, ensure_inside, jsonl_line, safe_name, write_files_together
 from slmeval.preflight import check_free_space, check_writable, estimate_cache_bytes, estimate_output_bytes
-from slmeval.results import RESULTS_FILE, data_sha256, items_sha256, provenance
+from slmeval.results import RESULTS_FILE, data_sha256, items_sha256, meta_sha256, provenance
 from slmeval.resume import PARTIAL_DIR, PartialStore, decide
 from slmeval.scoring import Protocol, check_protocol, get_protocol, score_sequences
 from slmeval.scoring.logprobs import effective_backend
@@ -169,8 +169,12 @@ def run_task(cfg: TaskConfig, lm: LoadedLM, protocol: Protocol, *, data_root, to
         raise TaskError(f"task {cfg.name!r} ({cfg.origin}): headline {headline!r} is not a metric that family "
                         f"{cfg.family!r} computes for it; it computes: {', '.join(sorted(metrics))}")
     task_hashes = {"items_sha256": items_sha256((p.id, p.positive.key, p.negative.key) for p in pairs),
-                   "data_sha256": data_sha256(hashes), "version": cfg.version}
+                   "data_sha256": data_sha256(hashes), "meta_sha256": _meta_hash(pairs), "version": cfg.version}
     return TaskRun(metrics, breakdowns, samples, task_hashes, notes)
+
+
+def _meta_hash(pairs: Sequence[Pair]) -> str:
+    return meta_sha256((p.id, p.meta) for p in pairs)
 
 
 def _fingerprint(*parts: object) -> str:
@@ -264,7 +268,7 @@ def evaluate(model: str | Path | LoadedLM, tasks: Sequence[str], *, data_root: s
         if saved.get(cfg.name) is not None:
             decision = decide(saved[cfg.name], fingerprint,
                               items_sha256((p.id, p.positive.key, p.negative.key) for p in pairs),
-                              data_sha256(content_hashes(pairs)))
+                              data_sha256(content_hashes(pairs)), _meta_hash(pairs))
             log.info("%s: %s", cfg.name, decision.reason)
             resumed[cfg.name] = decision.reason
             if decision.reuse:

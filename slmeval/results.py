@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Iterable
 
 import slmeval
+from slmeval.io import jsonl_line
 
 RESULTS_FILE = "results.json"
 
@@ -20,6 +21,16 @@ RESULTS_FILE = "results.json"
 def items_sha256(rows: Iterable[tuple[str, str, str]]) -> str:
     """Hash of the item list (id, positive key, negative key), order-independent."""
     lines = sorted(f"{i}\t{p}\t{n}\n" for i, p, n in rows)
+    return hashlib.sha256("".join(lines).encode()).hexdigest()
+
+
+def meta_sha256(rows: Iterable[tuple[str, dict]]) -> str:
+    """Hash of each item's metadata (types, voices, parts, gold index) with its id, order-independent.
+
+    Separate from items_sha256 because the metrics group and credit by these columns: a submitter who edits
+    them (merges two SALMon parts, renames a voice) changes the numbers while the items stay the same.
+    The metadata is hashed as it reads back from samples JSONL, so the run and a re-derivation agree."""
+    lines = sorted(f"{i}\t{json.dumps(json.loads(jsonl_line(meta)), sort_keys=True)}\n" for i, meta in rows)
     return hashlib.sha256("".join(lines).encode()).hexdigest()
 
 

@@ -81,8 +81,8 @@ class PartialStore:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def decide(saved: dict, fingerprint: str, items_sha256: str, data_sha256: str) -> Decision:
-    """Reuse `saved` only if settings, task definition, items and data are all unchanged."""
+def decide(saved: dict, fingerprint: str, items_sha256: str, data_sha256: str, meta_sha256: str) -> Decision:
+    """Reuse `saved` only if settings, task definition, items, data and item metadata are all unchanged."""
     hashes = saved["run"]["hashes"]
     if saved["fingerprint"] != fingerprint:
         return Decision(False, "recomputed: the model, tokenizer, protocol or task definition changed since it was saved")
@@ -92,5 +92,8 @@ def decide(saved: dict, fingerprint: str, items_sha256: str, data_sha256: str) -
     if hashes["data_sha256"] != data_sha256:
         return Decision(False, f"recomputed: the audio changed (data_sha256 {hashes['data_sha256'][:12]}… saved, "
                                f"{data_sha256[:12]}… now)")
-    return Decision(True, f"reused from {PARTIAL_DIR}/: same settings, task definition, items and audio "
+    if hashes.get("meta_sha256") != meta_sha256:   # absent in partials of older versions: recompute
+        return Decision(False, "recomputed: the item metadata (types, voices, parts) changed since it was saved, "
+                               "and the metrics group by it")
+    return Decision(True, f"reused from {PARTIAL_DIR}/: same settings, task definition, items, metadata and audio "
                           f"(data_sha256 {data_sha256[:12]}…)")

@@ -18,7 +18,7 @@ import pandas as pd
 
 from slmeval.metrics import compute_metrics, pair_credit
 from slmeval.registry import Grouping
-from slmeval.results import items_sha256
+from slmeval.results import items_sha256, meta_sha256
 from slmeval.scoring.protocol import Protocol, reduce_dtype, sequence_score
 
 # Scores are re-derived from log-probs with one division; metrics from the same values through the
@@ -177,10 +177,14 @@ def task_problems(results: dict, task: str, samples: list[dict], where: str) -> 
     if (results.get("n_samples") or {}).get(task) != len(samples):
         problems.append(f"n_samples.{task} = {(results.get('n_samples') or {}).get(task)!r} but {where} holds "
                         f"{len(samples)} samples")
-    recorded = (((results.get("provenance") or {}).get("task_hashes") or {}).get(task) or {}).get("items_sha256")
-    derived = items_sha256((str(s["id"]), str(s["positive_key"]), str(s["negative_key"])) for s in samples)
-    if recorded is not None and recorded != derived:    # required where it matters (leaderboard schema)
-        problems.append(f"provenance.task_hashes.{task}.items_sha256 does not match the items of {where}")
+    recorded = ((results.get("provenance") or {}).get("task_hashes") or {}).get(task) or {}
+    keys = [(str(s["id"]), str(s["positive_key"]), str(s["negative_key"])) for s in samples]
+    derived = {"items_sha256": items_sha256(keys),
+               "meta_sha256": meta_sha256((str(s["id"]), s["meta"]) for s in samples)}
+    for name, value in derived.items():   # items_sha256 is required where it matters (leaderboard schema);
+        if recorded.get(name) is not None and recorded[name] != value:   # meta_sha256 is absent in older runs
+            what = "items" if name == "items_sha256" else "item metadata (meta)"
+            problems.append(f"provenance.task_hashes.{task}.{name} does not match the {what} of {where}")
     return problems
 
 

@@ -61,6 +61,11 @@ def items_hash(lines: list[dict]) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def meta_hash(lines: list[dict]) -> str:
+    text = "".join(sorted(f"{s['id']}\t{json.dumps(s['meta'], sort_keys=True)}\n" for s in lines))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def results_document(per_task: dict[str, list[dict]], *, model: str, model_sha256: str,
                      data_tag: str = "official-audio", versions: dict[str, int] | None = None) -> dict:
     results, configs, hashes = {}, {}, {}
@@ -73,7 +78,7 @@ def results_document(per_task: dict[str, list[dict]], *, model: str, model_sha25
                                                         registered.grouping if registered else Grouping(), lines)
         if breakdown:
             breakdowns[task] = breakdown
-        hashes[task] = {"items_sha256": items_hash(lines),
+        hashes[task] = {"items_sha256": items_hash(lines), "meta_sha256": meta_hash(lines),
                         "data_sha256": hashlib.sha256(f"{data_tag}:{task}".encode()).hexdigest()}
     return {
         "results": results, "breakdowns": breakdowns,
@@ -89,10 +94,16 @@ def results_document(per_task: dict[str, list[dict]], *, model: str, model_sha25
 
 
 def write_run(out_dir: Path, correct_by_task: dict[str, list[float]], *, model: str = "ckpt/slm-tiny",
-              model_sha256: str | None = None, data_tag: str = "official-audio", seed: int = 0) -> Path:
-    """Write results.json + samples files into out_dir and return out_dir."""
+              model_sha256: str | None = None, data_tag: str = "official-audio", seed: int = 0,
+              edit_meta=None) -> Path:
+    """Write results.json + samples files into out_dir and return out_dir; `edit_meta(task, index, meta)`
+    relabels items before the metrics and hashes are computed (a consistent, relabelled run)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     per_task = {t: task_samples(t, c, seed=seed + i) for i, (t, c) in enumerate(correct_by_task.items())}
+    for task, lines in per_task.items():
+        for index, line in enumerate(lines):
+            if edit_meta is not None:
+                edit_meta(task, index, line["meta"])
     for task, lines in per_task.items():
         (out_dir / f"samples_{task}.jsonl").write_text("".join(json.dumps(s) + "\n" for s in lines))
     document = results_document(per_task, model=model, data_tag=data_tag,

@@ -178,6 +178,36 @@ def test_pinned_hashes_make_matching_data_official(board: Board, runs: dict[str,
     assert pin_hashes(board, runs["other_audio"], ["mini_sblimp"], force=True)
 
 
+def test_relabelled_item_metadata_is_caught(board: Board, runs: dict[str, Path], tmp_path: Path) -> None:
+    """The metrics group by the samples' meta (sBLIMP: one minimal pair = type, subtype, item): merging
+    items changes the headline while ids, keys, scores and credits stay exactly as run."""
+    assert pin_hashes(board, runs["small"], ["mini_sblimp"])
+    correct = {t: correctness(60, 0.55 + 0.02 * j, seed=j) for j, t in enumerate(TASKS)}   # as runs["small"]
+
+    def merge_items(task: str, index: int, meta: dict) -> None:
+        if task == "mini_sblimp" and index < 30:     # half the voice-pairs become one minimal pair
+            meta.update(type="type0", subtype="sub0", item="0")
+    relabelled = write_run(tmp_path / "relabelled", correct, model="ckpt/relabelled", edit_meta=merge_items)
+    small = json.loads((runs["small"] / "results.json").read_text())
+    document = json.loads((relabelled / "results.json").read_text())
+    assert document["results"]["mini_sblimp"]["acc"] != small["results"]["mini_sblimp"]["acc"]
+    assert (document["provenance"]["task_hashes"]["mini_sblimp"]["items_sha256"]
+            == small["provenance"]["task_hashes"]["mini_sblimp"]["items_sha256"])
+    # Consistent throughout (metrics, breakdowns and meta_sha256 follow the new labels): accepted, but not
+    # as the official task.
+    status = add_submission(board, relabelled, "relabelled").meta["data_status_at_submission"]
+    assert status["mini_sblimp"] == {"status": "unofficial data", "reason": "item metadata (types, voices, parts) "
+                                                                            "differs from the official task"}
+    # The hash left as it was (the labels edited in the samples file only): refused outright.
+    stale = tmp_path / "stale"
+    shutil.copytree(relabelled, stale)
+    document["provenance"]["task_hashes"]["mini_sblimp"]["meta_sha256"] = \
+        small["provenance"]["task_hashes"]["mini_sblimp"]["meta_sha256"]
+    (stale / "results.json").write_text(json.dumps(document))
+    with pytest.raises(SubmissionError, match=r"meta_sha256 does not match the item metadata \(meta\) of"):
+        add_submission(board, stale, "stale")
+
+
 def test_pin_hashes_refuses_a_run_whose_samples_do_not_give_its_item_hash(board: Board, runs: dict[str, Path],
                                                                           tmp_path: Path) -> None:
     edited = tmp_path / "edited"

@@ -113,6 +113,29 @@ def test_resume_recomputes_a_task_whose_audio_changed(world, tiny_llama_dir, tmp
     assert not (out / ".partial").exists()
 
 
+def test_resume_recomputes_a_task_whose_item_metadata_changed(world, tiny_llama_dir, tmp_path, monkeypatch):
+    """Same items and units, one item relabelled (metrics group by labels): the saved run is not reused."""
+    data, out = _copy_data(world, tmp_path), tmp_path / "out"
+    kwargs = _kwargs(world, data, out, tmp_path / "cache")
+    _interrupt_after(monkeypatch, "r_units")
+    with pytest.raises(KeyboardInterrupt):
+        slmeval.evaluate(tiny_llama_dir, ["r_units", "r_story"], **kwargs)
+    monkeypatch.undo()
+    saved = json.loads((out / ".partial" / "r_units.json").read_text())["run"]
+    lines = [json.loads(line) for line in (data / "units.jsonl").read_text().splitlines()]
+    lines[0]["source"] = "relabelled"
+    (data / "units.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    resumed = slmeval.evaluate(tiny_llama_dir, ["r_units", "r_story"], resume=True, **kwargs)
+    reason = resumed["provenance"]["resumed"]["r_units"]
+    assert reason.startswith("recomputed: the item metadata"), reason
+    hashes = resumed["provenance"]["task_hashes"]["r_units"]
+    assert hashes["meta_sha256"] != saved["hashes"]["meta_sha256"]
+    assert {k: hashes[k] for k in ("items_sha256", "data_sha256")} == \
+        {k: saved["hashes"][k] for k in ("items_sha256", "data_sha256")}
+    relabelled = {s["id"]: s["meta"]["source"] for s in map(json.loads, (out / "samples_r_units.jsonl").open())}
+    assert relabelled[str(lines[0]["id"])] == "relabelled"
+
+
 def test_resume_explains_settings_changes_and_refuses_damaged_partials(world, tiny_llama_dir, tmp_path, monkeypatch):
     data, out = world["root"], tmp_path / "out"
     kwargs = _kwargs(world, data, out, tmp_path / "cache")

@@ -107,6 +107,8 @@ def test_add_refuses_an_edited_accuracy(real_run, board, tmp_path):
     ("score", r"positive_score .* is not the mean of positive_logprob over positive_n"),
     # a line removed: n_samples and the item hash no longer match
     ("drop", rf"n_samples\.{TASK} = {N_PAIRS} but .* holds {N_PAIRS - 1} samples"),
+    # an item relabelled (the metrics group by meta): the recorded metadata hash no longer matches
+    ("meta", rf"task_hashes\.{TASK}\.meta_sha256 does not match the item metadata \(meta\)"),
 ])
 def test_add_refuses_an_edited_sample(real_run, board, tmp_path, edit, message):
     run = _copy(real_run, tmp_path / "edited")
@@ -116,6 +118,8 @@ def test_add_refuses_an_edited_sample(real_run, board, tmp_path, edit, message):
         samples[i]["correct"] = 0.0
         acc = float(np.mean([s["correct"] for s in samples]))
         _edit_results(run, lambda r: r["results"][TASK].update(acc=acc))
+    elif edit == "meta":
+        samples[i]["meta"]["type"] = "relabelled"
     elif edit == "score":
         samples[i]["positive_score"] += 0.25
     else:

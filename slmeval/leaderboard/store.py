@@ -126,7 +126,8 @@ def validate_results(results: object, schema: dict, *, source: str) -> None:
 
 
 def data_status(results: dict, official: dict[str, dict]) -> dict[str, dict]:
-    """Per task: "official data" only when items, audio and version equal the pinned values."""
+    """Per task: "official data" only when items, audio, item metadata (where pinned) and version equal the
+    pinned values."""
     status = {}
     hashes = results["provenance"]["task_hashes"]
     for task in results["results"]:
@@ -140,6 +141,9 @@ def data_status(results: dict, official: dict[str, dict]) -> dict[str, dict]:
             reason = "item list differs from the official task"
         elif pin["data_sha256"] != ours["data_sha256"]:
             reason = "audio differs from the official task data"
+        elif pin.get("meta_sha256") and pin["meta_sha256"] != ours.get("meta_sha256"):
+            reason = ("item metadata (types, voices, parts) differs from the official task" if ours.get("meta_sha256")
+                      else "the run records no item-metadata hash (older slmeval); rerun to compare it")
         elif str(pin["version"]) != str(results["versions"][task]):
             reason = f"task version {results['versions'][task]} is not the official {pin['version']}"
         else:
@@ -270,7 +274,7 @@ def pin_hashes(board: Board, results_path: Path, tasks: list[str] | None = None,
             raise SubmissionError(f"{results_path}: task {task!r} is not in this run")
         ours = results["provenance"]["task_hashes"][task]
         new_pin = {"items_sha256": ours["items_sha256"], "data_sha256": ours["data_sha256"],
-                   "version": results["versions"][task]}
+                   "meta_sha256": ours.get("meta_sha256"), "version": results["versions"][task]}
         old = pinned.get(task) or {}
         if any(old.get(k) not in (None, v) for k, v in new_pin.items()) and not force:
             raise SubmissionError(f"{board.official_path}: task {task!r} is already pinned to other values; "

@@ -14,7 +14,7 @@ import pandas as pd
 
 from slmeval.metrics import compute_metrics
 from slmeval.registry import Grouping
-from slmeval.results import data_sha256, items_sha256
+from slmeval.results import data_sha256, items_sha256, meta_sha256
 from slmeval.text.paradigms import PARADIGM_TYPE, PREFIX
 from slmeval.verify import lm_eval_extra_metrics
 
@@ -76,5 +76,6 @@ def task_run(name: str, breakdown: list[str], samples_by_leaf: dict[str, list[di
     # slmeval.verify when the run is checked or submitted)
     metrics.update(lm_eval_extra_metrics(breakdowns))
     hashes = {"items_sha256": items_sha256((s["id"], s["positive_key"], s["negative_key"]) for s in samples),
-              "data_sha256": data_sha256(s["content_sha256"] for s in samples)}
+              "data_sha256": data_sha256(s["content_sha256"] for s in samples),
+              "meta_sha256": meta_sha256((s["id"], s["meta"]) for s in samples)}
     return metrics, breakdowns, samples, hashes
