@@ -6,7 +6,7 @@ log-mel tokenizer, no persistent unit cache. Side by side in one run:
   10 x `slmeval run --no-cache` (evaluate)           — what a shell loop over checkpoints does
   10 x `slmeval run` sharing a fresh unit cache      — the cache alone (still reads + hashes the files)
 Counted: waveforms given to the encoder (a counting wrapper around the real tokenizer). Timed: wall
-seconds of each (one round; the counts are the result, the times are context).
+seconds of each after one untimed warm-up run (one round; the counts are the result, the times are context).
 
     python bench/sweep_audio_once.py [--checkpoints 10]
 """
@@ -66,6 +66,9 @@ def main() -> None:
         result["methods"][name] = {"encoder_calls": tok.calls, "seconds": time.perf_counter() - t0}
         print(f"{name}: {tok.calls} encoder calls, {result['methods'][name]['seconds']:.1f} s", flush=True)
 
+    # Warm-up outside the timings (imports, torch's first-call setup, the first task read): the method timed
+    # first would otherwise carry them (an earlier run of this script put ~3 s of it on the sweep).
+    slmeval.evaluate(ckpts[0].model, task, tokenizer=tokenizer, use_cache=False, output=None, progress=False)
     record("slmeval sweep", lambda tok: run_sweep(ckpts, task, output=work / "sweep", tokenizer=tok,
                                                    metadata=work / "meta.csv", use_cache=False, progress=False))
     record("10 x slmeval run --no-cache", lambda tok: [slmeval.evaluate(
