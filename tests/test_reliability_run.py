@@ -75,6 +75,14 @@ def _interrupt_after(monkeypatch, finished: str) -> None:
     monkeypatch.setattr("slmeval.evaluator.run_task", run_task)
 
 
+def _interrupted_run(model, tasks: list[str], kwargs: dict, monkeypatch) -> None:
+    """evaluate() killed after its first task: that task's partial result is saved, nothing else."""
+    _interrupt_after(monkeypatch, tasks[0])
+    with pytest.raises(KeyboardInterrupt):
+        slmeval.evaluate(model, tasks, **kwargs)
+    monkeypatch.undo()
+
+
 def _tree(root: Path) -> dict[str, str]:
     return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
             for p in sorted(root.rglob("*"))}
@@ -85,10 +93,7 @@ def _tree(root: Path) -> dict[str, str]:
 def test_resume_recomputes_a_task_whose_audio_changed(world, tiny_llama_dir, tmp_path, monkeypatch):
     data, out = _copy_data(world, tmp_path), tmp_path / "out"
     kwargs = _kwargs(world, data, out, tmp_path / "cache")
-    _interrupt_after(monkeypatch, "r_story")
-    with pytest.raises(KeyboardInterrupt):
-        slmeval.evaluate(tiny_llama_dir, ["r_story", "r_units"], **kwargs)
-    monkeypatch.undo()
+    _interrupted_run(tiny_llama_dir, ["r_story", "r_units"], kwargs, monkeypatch)
     saved = json.loads((out / ".partial" / "r_story.json").read_text())["run"]
     old_credit = {s["id"]: s["correct"] for s in saved["samples"]}
 
@@ -117,10 +122,7 @@ def test_resume_recomputes_a_task_whose_item_metadata_changed(world, tiny_llama_
     """Same items and units, one item relabelled (metrics group by labels): the saved run is not reused."""
     data, out = _copy_data(world, tmp_path), tmp_path / "out"
     kwargs = _kwargs(world, data, out, tmp_path / "cache")
-    _interrupt_after(monkeypatch, "r_units")
-    with pytest.raises(KeyboardInterrupt):
-        slmeval.evaluate(tiny_llama_dir, ["r_units", "r_story"], **kwargs)
-    monkeypatch.undo()
+    _interrupted_run(tiny_llama_dir, ["r_units", "r_story"], kwargs, monkeypatch)
     saved = json.loads((out / ".partial" / "r_units.json").read_text())["run"]
     lines = [json.loads(line) for line in (data / "units.jsonl").read_text().splitlines()]
     lines[0]["source"] = "relabelled"
@@ -139,10 +141,7 @@ def test_resume_recomputes_a_task_whose_item_metadata_changed(world, tiny_llama_
 def test_resume_explains_settings_changes_and_refuses_damaged_partials(world, tiny_llama_dir, tmp_path, monkeypatch):
     data, out = world["root"], tmp_path / "out"
     kwargs = _kwargs(world, data, out, tmp_path / "cache")
-    _interrupt_after(monkeypatch, "r_units")
-    with pytest.raises(KeyboardInterrupt):
-        slmeval.evaluate(tiny_llama_dir, ["r_units", "r_story"], **kwargs)
-    monkeypatch.undo()
+    _interrupted_run(tiny_llama_dir, ["r_units", "r_story"], kwargs, monkeypatch)
     partial = out / ".partial" / "r_units.json"
     good = partial.read_bytes()
 
