@@ -228,6 +228,8 @@ def run_sweep(checkpoints: Sequence[Checkpoint], tasks: Sequence[str], *, output
                          f"({names[differ][:10]}): every rank must sweep the same list")
     meta = _metadata(metadata)
     tokens = _tokens(list(checkpoints), meta, metadata)
+    if world.is_main:
+        _warn_dropped_rows(out, [c.name for c in checkpoints])
     report = SweepReport()
     tok, temp = tokenizer, None
     cache_root = None
@@ -341,6 +343,21 @@ def _free_memory(large: bool) -> None:
 
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
+
+
+def _warn_dropped_rows(out: Path, names: list[str]) -> None:
+    """runs.csv is this sweep's table: say which rows of the previous one it will not hold (a sweep of only
+    the newest checkpoints is a common way to lose the others from the table `slmeval fit` reads)."""
+    try:
+        previous = pd.read_csv(out / RUNS_TABLE, usecols=["name"], dtype=str)["name"].tolist()
+    except (OSError, ValueError):        # none yet, or not a table this sweep wrote: nothing to compare
+        return
+    dropped = [n for n in previous if n not in set(names)]
+    if dropped:
+        log.warning("sweep: %s will be rewritten without %d checkpoint(s) of its previous table (%s); their "
+                    "results stay in %s/<name>/. To keep one table, sweep every checkpoint with --resume "
+                    "(finished ones are not evaluated again).", out / RUNS_TABLE, len(dropped),
+                    ", ".join(dropped[:8]) + (", ..." if len(dropped) > 8 else ""), out)
 
 
 def write_outputs(out: Path, report: SweepReport) -> None:

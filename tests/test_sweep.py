@@ -127,6 +127,19 @@ def test_resume_skips_finished_checkpoints_and_retries_failed_ones(suite, swept,
     assert pd.read_csv(out / "runs.csv").equals(pd.read_csv(swept[0] / "runs.csv"))
 
 
+def test_a_sweep_of_fewer_checkpoints_says_which_rows_leave_the_table(suite, swept, tmp_path, caplog):
+    out = tmp_path / "sweep"
+    shutil.copytree(swept[0], out)
+    with caplog.at_level("WARNING", logger="slmeval.sweep"):
+        run_sweep([Checkpoint("s0", str(suite["ckpts"] / "s0"))], ["sweep_story"], output=out,
+                  tokenizer=str(TOKENIZER), include_path=[suite["tasks"]], metadata=suite["meta"],
+                  use_cache=False, resume=True, progress=False)
+    assert pd.read_csv(out / "runs.csv")["name"].tolist() == ["s0"]
+    warned = [r.getMessage() for r in caplog.records if "rewritten without" in r.getMessage()]
+    assert len(warned) == 1 and "3 checkpoint(s)" in warned[0] and "s1, s2, s3" in warned[0], warned
+    assert (out / "s1" / "results.json").is_file()                     # the results themselves stay
+
+
 def test_bad_sweep_input_fails_before_any_work(suite, tmp_path):
     with pytest.raises(SweepError, match="matches no checkpoint folder"):
         expand_models(str(tmp_path / "none*"))
