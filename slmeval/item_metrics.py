@@ -83,8 +83,9 @@ def voice_averaged_metrics(df: pd.DataFrame, grouping: Grouping) -> tuple[dict, 
 def zerospeech_lexical_metrics(df: pd.DataFrame, grouping: Grouping) -> tuple[dict, dict]:
     """sWUGGY: the voice-averaged metrics plus `acc_in_vocab`, the leaderboard's second number — the
     mean over words whose LibriSpeech frequency band is not "oov" (benchmarks' `_score_invocab`, an
-    n-weighted mean of the non-oov bands, which is this mean over their words). Words without a
-    frequency count are in `acc` but in no band, as pandas.cut leaves them there. No acc_macro: the
+    n-weighted mean of the non-oov bands, which is this mean over their words; it is NaN there when a
+    band is empty, never here). Words without a frequency count are in `acc` but in no band (the
+    official scorer stops on them; `--export zerospeech` warns). No acc_macro: the
     official lexical scorer has no macro average (tabulate bands with grouping.breakdown)."""
     if "frequency_band" not in df:
         raise ValueError("the zerospeech_lexical family needs the `frequency_band` column the "

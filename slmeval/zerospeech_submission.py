@@ -20,6 +20,12 @@ the k-th correct row of gold.csv with its k-th incorrect row (syntactic.py `load
 `reset_index()` frames are concatenated side by side); we pair by (type, subtype, id, voice). When a
 gold.csv's row order would make the two disagree, the export says so. The lexical scorer merges on
 (voice, id) since zerospeech2021 commit 1d03da6, so its order does not matter.
+
+Two more things in a gold.csv that the official scorers get wrong and slmeval does not, also said by the
+export (found by running them, docs/zerospeech.md): their by-pair tables take each pair's labels by
+*column position* (`evaluate_by_pair`: `x.iat[0, 2]` ... `x.iat[0, 5]`), so by_type / by_frequency /
+by_length are labelled from the wrong columns unless gold.csv's columns come in the release's relative
+order; and a word without a frequency count stops the lexical scorer (pandas.cut of a missing value).
 """
 from __future__ import annotations
 
@@ -126,6 +132,70 @@ def positional_mispairs(gold: Path, key: tuple[str, ...] = SYNTACTIC_KEY) -> tup
     return len(bad), first
 
 
+# What each label of the official by-pair table must be read from, in the order it reads them (positions
+# 2, 3, 4, 5 of the frame load_data builds; see official_label_columns).
+OFFICIAL_LABELS = {
+    "syntactic": {"type": "type", "subtype": "subtype", "sentence": "transcription",
+                  "non sentence": "transcription (incorrect row)"},
+    "lexical": {"frequency": "frequency", "word": "word", "length": "length", "non word": "word (non-word row)"},
+}
+
+
+def official_label_columns(header: list[str], track: str) -> dict[str, str]:
+    """{label: the gold.csv column the official scorer takes it from instead} for the labels it gets wrong.
+
+    Its per-pair frame (syntactic.py / lexical.py `load_data`) is: gold.csv's columns in file order minus
+    the dropped ones, for the correct row; then the incorrect row's columns that are not dropped; then
+    the score. `evaluate_by_pair` reads positions 2..5 of it as the labels in OFFICIAL_LABELS (pandas < 3,
+    whose groupby.apply passes the group's key columns along)."""
+    if track == "syntactic":
+        first = [c for c in header if c not in ("filename", "correct")]
+        second = [c for c in header if c not in ("filename", "correct", "voice", "type", "subtype", "id")]
+        side = "incorrect row"
+    else:
+        first = [c for c in header if c not in ("filename", "phones", "correct")]
+        second = [c for c in header if c not in ("filename", "phones", "correct", "voice", "frequency", "id", "length")]
+        side = "non-word row"
+    frame = first + [f"{c} ({side})" for c in second] + ["the pair's score"]
+    read = {label: frame[2 + i] if 2 + i < len(frame) else "nothing"
+            for i, label in enumerate(OFFICIAL_LABELS[track])}
+    return {label: column for label, column in read.items() if column != OFFICIAL_LABELS[track][label]}
+
+
+def _gold_problems(track: str, task: str, gold: Path) -> list[str]:
+    """What the official scorer would get wrong from this gold.csv (its order, columns, counts)."""
+    problems = []
+    df = pd.read_csv(gold, dtype=str, keep_default_na=False)
+    df.columns = [str(c).strip() for c in df.columns]
+    wrong = official_label_columns(list(df.columns), track)
+    if wrong:
+        table = "by_type table" if track == "syntactic" else "by_frequency / by_length tables"
+        problems.append(
+            f"{task}: the official sLM21 scorer reads each pair's labels by column position, and with the "
+            f"columns of {gold} ({','.join(df.columns)}) it would take "
+            + ", ".join(f"{label!r} from {column!r}" for label, column in wrong.items())
+            + f" — its {table} would be labelled wrong (its overall score is right). Order the columns as "
+            + ("filename,id,voice,type,subtype,correct,transcription" if track == "syntactic"
+               else "filename,id,voice,frequency,word,phones,length,correct")
+            + " (the relative order its positional reads need); slmeval reads gold.csv by header name")
+    if track == "syntactic":
+        count, first = positional_mispairs(gold)
+        if count:
+            problems.append(
+                f"{task}: {gold} is ordered so that the official sLM21 scorer, which pairs the k-th "
+                f"correct row with the k-th incorrect row, would mis-pair {count} pair(s) — e.g. {first}. "
+                f"slmeval pairs by (type, subtype, id, voice); its accuracy is right, the official score of "
+                f"this submission would not be")
+    elif "frequency" in df.columns:
+        words = df[(df["correct"].str.strip() == "1") & (df["frequency"].str.strip() == "")]
+        if len(words):
+            problems.append(
+                f"{task}: {len(words)} word row(s) of {gold} have no frequency (first: line {words.index[0] + 2}); "
+                f"the official lexical scorer stops on them (pandas.cut cannot band a missing count), "
+                f"slmeval counts such words in acc and in no frequency band")
+    return problems
+
+
 def _check_against_dataset(scores: TrackScores) -> list[str]:
     """What the official validator and scorer would object to, as messages (empty: nothing)."""
     folder = _split_dir(scores)
@@ -144,14 +214,8 @@ def _check_against_dataset(scores: TrackScores) -> list[str]:
             + ("; " if missing and extra else "")
             + (f"{len(extra)} scored files are not .wav there (e.g. {', '.join(extra[:3])})" if extra else ""))
     gold = folder / "gold.csv"
-    if scores.track == "syntactic" and gold.is_file():
-        count, first = positional_mispairs(gold)
-        if count:
-            problems.append(
-                f"{scores.task}: {gold} is ordered so that the official sLM21 scorer, which pairs the k-th "
-                f"correct row with the k-th incorrect row, would mis-pair {count} pair(s) — e.g. {first}. "
-                f"slmeval pairs by (type, subtype, id, voice); its accuracy is right, the official score of "
-                f"this submission would not be")
+    if gold.is_file():
+        problems += _gold_problems(scores.track, scores.task, gold)
     return problems
 
 

@@ -54,13 +54,19 @@ def _pair_texts(i: int) -> tuple[str, str]:
 
 # --- sBLIMP (ZeroSpeech 2021) -------------------------------------------------------------------
 
+# Column orders the official sLM21 scorers label right (they read each pair's labels by position:
+# id and voice, then type, subtype, transcription / frequency, word, length), without extra columns.
+SBLIMP_RELEASE_COLUMNS = ["filename", "id", "voice", "type", "subtype", "correct", "transcription"]
+SWUGGY_RELEASE_COLUMNS = ["filename", "id", "voice", "frequency", "word", "phones", "length", "correct"]
+
+
 def make_sblimp(root: Path, split: str = "dev", voices: tuple[str, ...] = VOICES, ext: str = ".wav",
-                items_per_type: int = 1, skip: frozenset = frozenset()) -> list[Pair]:
+                items_per_type: int = 1, skip: frozenset = frozenset(), release_columns: bool = False) -> list[Pair]:
     """Write `<root>/syntactic/<split>/{<name><ext>, gold.csv}`: for each of the two sBLIMP types,
     `items_per_type` items, each spoken by every voice (a voice-pair = correct + incorrect file) except
     the (type, item, voice) triples in `skip` (unbalanced voices).
-    gold.csv columns are deliberately NOT in the order the ZeroSpeech release uses (readers must go
-    by header name), plus one extra column readers ignore."""
+    gold.csv columns are deliberately NOT in an order the official scorer reads right (readers must go
+    by header name), plus one extra column readers ignore; `release_columns`: SBLIMP_RELEASE_COLUMNS."""
     folder = Path(root) / "syntactic" / split
     folder.mkdir(parents=True, exist_ok=True)
     rows, pairs, n = [], [], 0
@@ -86,7 +92,8 @@ def make_sblimp(root: Path, split: str = "dev", voices: tuple[str, ...] = VOICES
                           "transcription_positive": good, "transcription_negative": bad}))
     rows.reverse()                                             # file order must not matter either
     with open(folder / "gold.csv", "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer = csv.DictWriter(fh, fieldnames=SBLIMP_RELEASE_COLUMNS if release_columns else list(rows[0]),
+                                extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
     return _order(pairs)
@@ -262,10 +269,11 @@ def swuggy_band(frequency: int | None) -> str | None:
 
 
 def make_swuggy(root: Path, split: str = "dev", voices: tuple[str, ...] = VOICES,
-                skip: frozenset = frozenset()) -> list[Pair]:
+                skip: frozenset = frozenset(), release_columns: bool = False) -> list[Pair]:
     """Write `<root>/lexical/<split>/{<name>.wav, gold.csv}`: every SWUGGY_ITEMS word and its non-word
     said by every voice, except the (item id, voice) pairs in `skip` (unbalanced voices). Columns in
-    an order of our own plus an extra one (readers go by header name); rows shuffled."""
+    an order of our own plus an extra one (readers go by header name; `release_columns`:
+    SWUGGY_RELEASE_COLUMNS); rows shuffled."""
     folder = Path(root) / "lexical" / split
     folder.mkdir(parents=True, exist_ok=True)
     rows, pairs, n = [], [], 0
@@ -292,7 +300,8 @@ def make_swuggy(root: Path, split: str = "dev", voices: tuple[str, ...] = VOICES
                                     "length": len(phones.split())}))
     order = np.random.default_rng(3).permutation(len(rows))
     with open(folder / "gold.csv", "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(SWUGGY_COLUMNS))
+        writer = csv.DictWriter(fh, fieldnames=SWUGGY_RELEASE_COLUMNS if release_columns else list(SWUGGY_COLUMNS),
+                                extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows[i] for i in order)
     return _order(pairs)

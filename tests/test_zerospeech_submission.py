@@ -18,8 +18,8 @@ from slmeval.data.zerospeech import read_sblimp, read_swuggy
 from slmeval.item_metrics import voice_averaged_metrics, zerospeech_lexical_metrics
 from slmeval.metrics import pair_credit
 from slmeval.registry import Grouping
-from slmeval.zerospeech_submission import (SubmissionError, TrackScores, check_tracks, positional_mispairs,
-                                           validator_command, write_submission)
+from slmeval.zerospeech_submission import (SubmissionError, TrackScores, check_tracks, official_label_columns,
+                                           positional_mispairs, validator_command, write_submission)
 
 
 # --- fixtures ------------------------------------------------------------------------------------
@@ -41,8 +41,8 @@ def credit_frame(pairs, samples) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     root = tmp_path_factory.mktemp("sLM21-dataset")
-    make_sblimp(root, "dev", voices=VOICES, items_per_type=2)
-    make_swuggy(root, "dev", skip=frozenset({("3", VOICES[1])}))
+    make_sblimp(root, "dev", voices=VOICES, items_per_type=2, release_columns=True)
+    make_swuggy(root, "dev", skip=frozenset({("3", VOICES[1])}), release_columns=True)
     return root
 
 
@@ -62,7 +62,10 @@ def test_submission_passes_the_official_rules_and_scores_as_reported(dataset, tm
     assert validate(dataset, out, only_dev=True, tracks=("lexical", "syntactic")) == []
     assert "--no-phonetic --no-semantic --only-dev" in caplog.text
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
-    assert len(warnings) == 1 and "meta.yaml is a template" in warnings[0]   # nothing else to object to
+    # nothing else to object to but the word SWUGGY_ITEMS leaves without a frequency count ("candle",
+    # item 6, said by both voices), which stops the official lexical scorer
+    assert len(warnings) == 2 and "meta.yaml is a template" in warnings[1]
+    assert "swuggy: 2 word row(s) of" in warnings[0] and "have no frequency" in warnings[0]
     # the official numbers, computed from the written files alone, equal slmeval's headline
     sblimp_grouping = Grouping(item=("type", "subtype", "item"), breakdown=("type",), voice="voice")
     ours = voice_averaged_metrics(credit_frame(syn_pairs, syn), sblimp_grouping)[0]["acc"]
@@ -141,3 +144,50 @@ def test_tracks_that_cannot_form_one_submission():
     command = validator_command(Path("out"), [TrackScores("t", "syntactic", "test", [])])
     assert command.startswith("zerospeech2021-validate <sLM21-dataset> out --no-phonetic --no-semantic --no-lexical  (")
     assert "run both splits" in command
+
+
+# --- gold.csv column order: the official by-pair tables read labels by position ------------------
+
+def test_which_column_the_official_scorer_labels_from():
+    """Hand-derived from the frame zerospeech2021's load_data builds (correct row's columns minus the
+    dropped ones, then the incorrect row's kept ones, then the score; labels read at positions 2..5),
+    and confirmed by running the official scorer on these orders (docs/zerospeech.md)."""
+    release_syn = ["filename", "id", "voice", "type", "subtype", "correct", "transcription"]
+    release_lex = ["filename", "id", "voice", "frequency", "word", "phones", "length", "correct"]
+    assert official_label_columns(release_syn, "syntactic") == {}
+    assert official_label_columns(release_lex, "lexical") == {}
+    # filename / correct / phones may sit anywhere: the scorer drops them
+    assert official_label_columns(["correct", "id", "voice", "type", "filename", "subtype", "transcription"],
+                                  "syntactic") == {}
+    # the order slmeval's bundled mini_sblimp had: by_type was grouped by the item id
+    assert official_label_columns(["filename", "type", "subtype", "id", "voice", "correct", "transcription"],
+                                  "syntactic") == {"type": "id", "subtype": "voice"}
+    # an extra column after transcription takes the non-sentence's place
+    assert official_label_columns(release_syn + ["extra"], "syntactic") == {"non sentence": "extra"}
+    # the tests' own lexical order: word <-> length swapped, the non-word's label from the word's `extra`
+    assert official_label_columns(["id", "voice", "correct", "filename", "frequency", "length", "phones", "word",
+                                   "extra"], "lexical") == {"word": "length", "length": "word", "non word": "extra"}
+    # id and voice last: every label of the correct row shifts, the incorrect row's transcription stays at 5
+    assert official_label_columns(["filename", "type", "subtype", "correct", "transcription", "id", "voice"],
+                                  "syntactic") == {"type": "transcription", "subtype": "id", "sentence": "voice"}
+
+
+def test_export_warns_when_the_official_tables_would_be_mislabelled(tmp_path, caplog):
+    make_sblimp(tmp_path / "ours", "dev", voices=VOICES[:1])                    # helper order + extra column
+    make_sblimp(tmp_path / "release", "dev", voices=VOICES[:1], release_columns=True)
+    for name in ("ours", "release"):
+        caplog.clear()
+        pairs = read_sblimp(tmp_path / name, "dev")
+        assert [p.meta for p in pairs] == [p.meta for p in read_sblimp(tmp_path / "ours", "dev")]  # same data
+        with caplog.at_level(logging.WARNING):
+            write_submission(tmp_path / f"zs_{name}", [TrackScores("sblimp", "syntactic", "dev",
+                                                                   fake_samples(pairs, 0))])
+        said = "reads each pair's labels by column position" in caplog.text
+        assert said == (name == "ours")
+    caplog.clear()
+    make_swuggy(tmp_path / "lex", "dev", voices=VOICES[:1])
+    with caplog.at_level(logging.WARNING):
+        write_submission(tmp_path / "zs_lex", [TrackScores("swuggy", "lexical", "dev",
+                                                           fake_samples(read_swuggy(tmp_path / "lex", "dev"), 0))])
+    assert "it would take 'word' from 'length', 'length' from 'word'" in caplog.text
+    assert "1 word row(s)" in caplog.text and "have no frequency" in caplog.text

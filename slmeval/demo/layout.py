@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from slmeval.demo import items
 from slmeval.demo.stories import ClozeItem
 
-GOLD_HEADER = ["filename", "type", "subtype", "id", "voice", "correct", "transcription"]
+# id and voice before type, subtype, transcription: the official sLM21 scorer reads its by_type labels by
+# column position and needs this relative order (slmeval.zerospeech_submission.official_label_columns).
+GOLD_HEADER = ["filename", "id", "voice", "type", "subtype", "correct", "transcription"]
 STORY_HEADER = ["file", "story", "voice", "correct", "negative_kind", "text"]
 TASK_DIRS = {"mini_sblimp": "mini_sblimp", "mini_sstorycloze": "mini_sstorycloze",
              "mini_tstorycloze": "mini_tstorycloze", "mini_ms_sstorycloze": "mini_ms_sstorycloze"}
@@ -41,7 +43,9 @@ def sblimp_gold_rows() -> list[list[str]]:
         for voice in items.SBLIMP_VOICES:
             for correct, text in (("1", pair.good), ("0", pair.bad)):
                 name = _neutral_name(pair.type, pair.subtype, str(pair.id), voice, text)
-                rows.append([name, pair.type, pair.subtype, str(pair.id), voice, correct, text])
+                row = {"filename": name, "id": str(pair.id), "voice": voice, "type": pair.type,
+                       "subtype": pair.subtype, "correct": correct, "transcription": text}
+                rows.append([row[c] for c in GOLD_HEADER])
     return rows
 
 
@@ -68,7 +72,9 @@ def story_rows(task: str) -> list[list[str]]:
 
 def audio_jobs() -> list[AudioJob]:
     """Every task file to synthesise, with its path relative to audio_assets/."""
-    jobs = [AudioJob("mini_sblimp", f"mini_sblimp/syntactic/dev/{row[0]}.flac", row[6], row[4])
+    col = {name: i for i, name in enumerate(GOLD_HEADER)}
+    jobs = [AudioJob("mini_sblimp", f"mini_sblimp/syntactic/dev/{row[col['filename']]}.flac",
+                     row[col["transcription"]], row[col["voice"]])
             for row in sblimp_gold_rows()]
     for task in ("mini_sstorycloze", "mini_tstorycloze", "mini_ms_sstorycloze"):
         jobs += [AudioJob(task, f"{TASK_DIRS[task]}/{row[0]}", row[5], row[2]) for row in story_rows(task)]
