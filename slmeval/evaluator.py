@@ -24,7 +24,7 @@ from slmeval.io import dumps, ensure_inside, jsonl_line, safe_name, write_files_
 from slmeval.preflight import check_free_space, check_writable, estimate_cache_bytes, estimate_output_bytes
 from slmeval.results import RESULTS_FILE, data_sha256, items_sha256, meta_sha256, provenance
 from slmeval.resume import PARTIAL_DIR, PartialStore, decide
-from slmeval.scoring import Protocol, check_protocol, get_protocol, score_sequences
+from slmeval.scoring import Protocol, check_protocol, distinct_sequences, get_protocol, score_sequences
 from slmeval.scoring.logprobs import effective_backend
 from slmeval.verify import metrics_from_samples, pair_correct
 
@@ -146,10 +146,14 @@ def run_task(cfg: TaskConfig, lm: LoadedLM, protocol: Protocol, *, data_root, to
         log.warning("%s: %s", cfg.name, note)
         notes.append(note)
     names = [f"{cfg.name}:{p.id}:{side}" for p in pairs for side in ("positive", "negative")]
-    # Under torchrun each rank scores its share of the sequences, dealt by length.
-    scores = world.map(lambda part: score_sequences(
-        lm, [units[i] for i in part], protocol, names=[names[i] for i in part], batch_size=batch_size,
-        backend=backend, progress=progress), range(len(units)), weights=[len(u) for u in units])
+    # Each distinct unit sequence once (identical sides must tie, even across ranks); under torchrun each
+    # rank scores its share of them, dealt by length.
+    firsts, which = distinct_sequences(units)
+    scored = world.map(lambda part: score_sequences(
+        lm, [units[firsts[i]] for i in part], protocol, names=[names[firsts[i]] for i in part],
+        batch_size=batch_size, backend=backend, progress=progress), range(len(firsts)),
+        weights=[len(units[i]) for i in firsts])
+    scores = [scored[k] for k in which]
     samples = []
     for i, pair in enumerate(pairs):
         pos, neg = scores[2 * i], scores[2 * i + 1]

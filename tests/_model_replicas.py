@@ -45,12 +45,15 @@ _SLAMKIT_CLASSES: dict = {}
 
 
 def slamkit_classes():
-    """(config class, model class) mirroring slamkit's UnitLMConfig / UnitLM (built once per process)."""
+    """(config class, model class) mirroring slamkit's UnitLMConfig / UnitLM (built once per process).
+    Named as slamkit names them: save_pretrained writes the class name into config.json `architectures`.
+    The files these write were compared with slamkit's own UnitLM.save_pretrained output (same config keys
+    and values but base_model_name, same tensor names / dtypes / shapes; docs/models.md, cross-check)."""
     if _SLAMKIT_CLASSES:
         return _SLAMKIT_CLASSES["cfg"], _SLAMKIT_CLASSES["model"]
     from transformers import AutoConfig, AutoModelForCausalLM, PretrainedConfig, PreTrainedModel
 
-    class ReplicaUnitLMConfig(PretrainedConfig):
+    class UnitLMConfig(PretrainedConfig):
         model_type = "speech_language_model"
         is_composition = True
 
@@ -72,8 +75,8 @@ def slamkit_classes():
             self.max_position_embeddings = getattr(base_config, "max_position_embeddings", None)
             self.tie_word_embeddings = base_config.tie_word_embeddings
 
-    class ReplicaUnitLM(PreTrainedModel):
-        config_class = ReplicaUnitLMConfig
+    class UnitLM(PreTrainedModel):
+        config_class = UnitLMConfig
         base_model_prefix = "lm"
 
         def __init__(self, config):
@@ -91,8 +94,8 @@ def slamkit_classes():
         def forward(self, input_ids=None, attention_mask=None, **kwargs):
             return self.lm(input_ids=input_ids, attention_mask=attention_mask)
 
-    _SLAMKIT_CLASSES.update(cfg=ReplicaUnitLMConfig, model=ReplicaUnitLM)
-    return ReplicaUnitLMConfig, ReplicaUnitLM
+    _SLAMKIT_CLASSES.update(cfg=UnitLMConfig, model=UnitLM)
+    return UnitLMConfig, UnitLM
 
 
 def base_config(kind: str, *, vocab_size: int = 1000):

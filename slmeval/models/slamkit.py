@@ -58,14 +58,17 @@ class SlamkitAdapter(Adapter):
         except ValueError as err:
             raise ModelError(f"{ckpt.directory / 'config.json'}: base_config.model_type {base['model_type']!r}: "
                              f"{str(err).splitlines()[0]}") from None
-        model = AutoModelForCausalLM.from_config(config)
+        # Built in `dtype` (weights cast as they load), not `.to(dtype)` afterwards: that would also round
+        # the float32 RoPE frequencies (Qwen2 / Llama `rotary_emb.inv_freq`) to bfloat16 and move every
+        # position's angle, unlike slamkit's UnitLM.from_pretrained(torch_dtype=...) and transformers.
+        model = AutoModelForCausalLM.from_config(config, dtype=dtype)
         state = read_state_dict(ckpt.directory)
         inner = {k[len(PREFIX):]: v for k, v in state.items() if k.startswith(PREFIX)}
         if not inner:
             raise ModelError(f"{ckpt.directory}: no tensors under '{PREFIX}' — not saved by slamkit's UnitLM "
                              f"(first keys: {sorted(state)[:3]})")
         load_into(model, inner, ckpt.directory, tied=bool(config.tie_word_embeddings))
-        return HFCore(model.to(dtype))
+        return HFCore(model)
 
     def mapping_facts(self, ckpt: Checkpoint, core: LMCore) -> dict[str, tuple[object, str]]:
         base = base_config_dict(ckpt)

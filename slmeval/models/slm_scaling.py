@@ -85,7 +85,7 @@ class SlmScalingAdapter(Adapter):
         return None
 
     def load(self, ckpt: Checkpoint, args: dict[str, str], dtype: torch.dtype) -> LMCore:
-        from transformers import LlamaConfig, LlamaForCausalLM
+        from transformers import AutoModelForCausalLM, LlamaConfig
 
         a = model_args(ckpt)
         n_kv = a["n_kv_heads"] or a["n_heads"]
@@ -97,10 +97,12 @@ class SlmScalingAdapter(Adapter):
             max_position_embeddings=a["block_size"], tie_word_embeddings=True, attention_bias=False,
             mlp_bias=False, hidden_act="silu", bos_token_id=None, eos_token_id=a["vocab_size"] - 2,
             pad_token_id=a["vocab_size"] - 1)
-        model = LlamaForCausalLM(config)
+        # Built in `dtype`, never `.to(dtype)`: the RoPE frequencies stay float32, as slm_scaling keeps its
+        # freqs_cos / freqs_sin buffers (a bf16 inv_freq would move every position's angle).
+        model = AutoModelForCausalLM.from_config(config, dtype=dtype)
         state = to_llama(read_state_dict(ckpt.directory), a["n_layers"], a["n_heads"], n_kv)
         load_into(model, state, ckpt.directory, tied=True)
-        return HFCore(model.to(dtype))
+        return HFCore(model)
 
     def mapping_facts(self, ckpt: Checkpoint, core: LMCore) -> dict[str, tuple[object, str]]:
         vocab = model_args(ckpt)["vocab_size"]

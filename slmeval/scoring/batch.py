@@ -167,21 +167,41 @@ def sequence_logprobs(lm: LoadedLM, sequences: Sequence[Sequence[int]], *, batch
     return out  # type: ignore[return-value]
 
 
+def distinct_sequences(seqs: Sequence[Sequence[int]]) -> tuple[list[int], list[int]]:
+    """(position of the first copy of each distinct sequence; for every input, which distinct one it is).
+
+    Scoring each distinct sequence once makes equal sequences score equally: batches are formed by
+    length, so two copies could otherwise sit in batches of different padded widths and differ by
+    float rounding (~1e-7 in float32, more in bf16) — a pair with identical sides would stop being a
+    tie, and the protocol's tie rule would not decide it."""
+    seen: dict[tuple[int, ...], int] = {}
+    firsts: list[int] = []
+    index: list[int] = []
+    for i, seq in enumerate(seqs):
+        k = seen.setdefault(tuple(seq), len(seen))
+        if k == len(firsts):
+            firsts.append(i)
+        index.append(k)
+    return firsts, index
+
+
 def score_sequences(lm: LoadedLM, unit_seqs: Sequence[Sequence[int]], protocol: Protocol, *,
                     names: Sequence[str], batch_size: int = 8, backend: str = "auto",
                     progress: bool = True) -> list[SequenceScore]:
-    """Score unit sequences under a protocol; a NaN/inf score is an error naming the item."""
+    """Score unit sequences under a protocol (equal sequences once, so they score equally); a NaN/inf
+    score is an error naming the item."""
     tokens = [build_tokens(u, lm, protocol, name=n) for u, n in zip(unit_seqs, names)]
-    per_token = sequence_logprobs(lm, tokens, batch_size=batch_size, backend=backend, progress=progress,
-                                  logprob_dtype=protocol.logprob_dtype)
+    firsts, index = distinct_sequences(tokens)
+    per_token = sequence_logprobs(lm, [tokens[i] for i in firsts], batch_size=batch_size, backend=backend,
+                                  progress=progress, logprob_dtype=protocol.logprob_dtype)
     skip = context_length(lm, protocol) - 1       # predictions of prefix tokens are not scored
     dtype = reduce_dtype(protocol)
     scores = []
-    for lp, name in zip(per_token, names):
+    for lp, name in zip(per_token, (names[i] for i in firsts)):
         lp = lp[skip:]
         total = reduce_logprobs(lp, dtype)
         if not math.isfinite(total):
             raise ScoringError(f"{name}: log-likelihood is {total} (non-finite model output; "
                                "try --dtype float32)")
         scores.append(SequenceScore(total, len(lp), dtype))
-    return scores
+    return [scores[k] for k in index]
