@@ -8,6 +8,8 @@ the peers' code"), each pinned here with a reference written in the test (no pee
 2. Exact ties: a pair whose two sides are the same sequence must tie. slmeval sorts sequences by length
    and batches them, so the two copies could sit in batches of different padded widths and come out a
    float-rounding apart (~1e-7 in float32, ~1e-4 in bf16): a tie turned into a win or a loss.
+Also pinned: a slamkit checkpoint saved in bfloat16 (as Slam's bf16 training saves it, checked against
+slamkit's own save) reads exactly at --dtype float32.
 """
 from __future__ import annotations
 
@@ -108,3 +110,23 @@ def test_pairs_with_identical_sides_tie_under_every_tie_rule(tiny_llama_dir, tmp
         ties = [r for r in rows if int(r["id"]) % 3 == 0]
         assert len(ties) == 4
         assert all(r["positive_score"] == r["negative_score"] and r["correct"] == credit for r in ties)
+
+
+def test_slamkit_checkpoint_saved_in_bf16_reads_exactly(tmp_path):
+    """Slam trains in bfloat16 (config/model/slam.yaml): its files hold BF16 tensors and config dtype bfloat16.
+    Read at --dtype float32, every weight is its bf16 value exactly: scores match the float64 reference of
+    the same (bf16-valued) weights."""
+    from _model_replicas import slamkit_mean_logprob_f64
+
+    src = save_slamkit(tmp_path / "f32", "qwen2", n_units=500, seed=9)
+    _, model_cls = slamkit_classes()
+    model_cls.from_pretrained(src, dtype=torch.bfloat16).save_pretrained(tmp_path / "bf16")
+    header = (tmp_path / "bf16" / "model.safetensors").read_bytes()
+    assert b'"BF16"' in header[:20000] and b'"F32"' not in header[:20000]
+    rng = np.random.default_rng(3)
+    seqs = [rng.integers(0, 500, size=int(n)).tolist() for n in (5, 30, 80)]
+    lm = load_lm(tmp_path / "bf16", dtype="float32")
+    assert lm.model.get_input_embeddings().weight.dtype == torch.float32
+    ours = [s.score("mean") for s in score_sequences(lm, seqs, get_protocol("slamkit"), names=["s"] * 3,
+                                                     backend="torch", progress=False)]
+    assert ours == pytest.approx(slamkit_mean_logprob_f64(tmp_path / "bf16", seqs), abs=1e-5)
