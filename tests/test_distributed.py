@@ -23,13 +23,18 @@ AUDIO_TASK = "small_story"     # 12 pairs of the bundled mini sStoryCloze (espea
 # A units task, and the same task under a metric family that kills rank 1 (SIGKILL: no clean-up, no
 # message) once its scores are in. Every task is read before any work, so the kill has to come later.
 TASKS_PY = '''
-import os, signal
+import os, signal, time
 from slmeval.metrics import METRIC_FAMILIES, pair_metrics
 
 @METRIC_FAMILIES.register("dies_on_rank1")
 def dying_metrics(df, grouping):
     where = (os.environ.get("RANK", "0"), os.environ.get("WORLD_SIZE", "1"))
     if where == (os.environ.get("KILL_RANK", "1"), os.environ.get("KILL_WORLD_SIZE", "2")):
+        # Die only once rank 0 has saved this task: torchrun stops the survivors as soon as it sees the death,
+        # and a test that expects the task to be resumable must not race that.
+        deadline, wait_for = time.monotonic() + 60, os.environ.get("KILL_WHEN_EXISTS")
+        while wait_for and not os.path.exists(wait_for) and time.monotonic() < deadline:
+            time.sleep(0.05)
         os.kill(os.getpid(), signal.SIGKILL)
     return pair_metrics(df, grouping)
 
@@ -68,10 +73,11 @@ def _env() -> dict:
     return {**env, "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
 
 
-def torchrun(n: int, *args: str, timeout: int = 240) -> subprocess.CompletedProcess:
+def torchrun(n: int, *args: str, timeout: int = 240, env: dict | None = None) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(n), "--master-port",
            str(_free_port()), "-m", "slmeval", "run", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=_env(), cwd=REPO)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env={**_env(), **(env or {})},
+                          cwd=REPO)
 
 
 def slmeval_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -119,7 +125,8 @@ def test_torchrun_two_ranks_equal_one_process(setup, tmp_path):
 def test_dead_rank_fails_the_run_and_resume_with_one_process_finishes_it(setup, tmp_path):
     out, cache = tmp_path / "out", tmp_path / "cache"
     tasks = f"{AUDIO_TASK},units_task_dying,units_task"
-    proc = torchrun(2, *run_args(setup, tasks, out, cache))
+    proc = torchrun(2, *run_args(setup, tasks, out, cache),
+                    env={"KILL_WHEN_EXISTS": str(out / ".partial" / "units_task_dying.json")})
     assert proc.returncode != 0
     log = proc.stdout + proc.stderr
     assert "Signal 9" in log or "SIGKILL" in log, log[-3000:]      # torchrun names the rank that died
