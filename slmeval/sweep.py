@@ -352,7 +352,8 @@ def _warn_dropped_rows(out: Path, names: list[str]) -> None:
         previous = pd.read_csv(out / RUNS_TABLE, usecols=["name"], dtype=str)["name"].tolist()
     except (OSError, ValueError):        # none yet, or not a table this sweep wrote: nothing to compare
         return
-    dropped = [n for n in previous if n not in set(names)]
+    kept = set(names)
+    dropped = [n for n in previous if n not in kept]
     if dropped:
         log.warning("sweep: %s will be rewritten without %d checkpoint(s) of its previous table (%s); their "
                     "results stay in %s/<name>/. To keep one table, sweep every checkpoint with --resume "

@@ -178,8 +178,8 @@ def task_problems(results: dict, task: str, samples: list[dict], where: str) -> 
         problems.append(f"n_samples.{task} = {(results.get('n_samples') or {}).get(task)!r} but {where} holds "
                         f"{len(samples)} samples")
     recorded = ((results.get("provenance") or {}).get("task_hashes") or {}).get(task) or {}
-    keys = [(str(s["id"]), str(s["positive_key"]), str(s["negative_key"])) for s in samples]
-    derived = {"items_sha256": items_sha256(keys),
+    derived = {"items_sha256": items_sha256((str(s["id"]), str(s["positive_key"]), str(s["negative_key"]))
+                                            for s in samples),
                "meta_sha256": meta_sha256((str(s["id"]), s["meta"]) for s in samples)}
     for name, value in derived.items():   # items_sha256 is required where it matters (leaderboard schema);
         if recorded.get(name) is not None and recorded[name] != value:   # meta_sha256 is absent in older runs
