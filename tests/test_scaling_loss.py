@@ -42,30 +42,54 @@ def units():
 
 
 def test_windows_predict_every_token_once():
-    assert rolling_windows(10, 4) == [(0, 4, 3), (3, 7, 3), (6, 10, 3)]       # hand-checked, disjoint
-    assert rolling_windows(3, 4) == [(0, 3, 2)]
-    for n, w, c in ((47, 12, 1), (47, 12, 5), (13, 12, 11), (2, 2, 1)):
+    # W = 4 model inputs: inputs t0..t3 predict t1..t4; t4..t7 predict t5..t8; the last window keeps W
+    # inputs (t5..t8) and predicts t9 only (hand-checked).
+    assert rolling_windows(10, 4) == [(0, 5, 4), (4, 9, 4), (5, 10, 1)]
+    assert rolling_windows(5, 4) == [(0, 5, 4)]                                # W inputs + 1 target: one pass
+    assert rolling_windows(6, 4) == [(0, 5, 4), (1, 6, 1)]
+    for n, w, c in ((47, 12, 1), (47, 12, 5), (13, 12, 12), (2, 1, 1), (30, 1, 1)):
         wins = rolling_windows(n, w, c)
         predicted = [i for s, e, k in wins for i in range(e - k, e)]
         assert predicted == list(range(1, n))                                   # each position once, in order
-        assert all(e - s <= w and (e - k) - s >= min(c, e - k) for s, e, k in wins)
+        assert all(e - 1 - s <= w and (e - k) - s >= min(c, e - k) for s, e, k in wins)
 
 
-def naive_loss(model_dir, seqs, context_len=1) -> tuple[float, int]:
-    """float64 model, one forward pass per predicted token over exactly its window's context."""
+@pytest.mark.parametrize("n,window,context_len", [(1, 4, 1), (4, 4, 1), (5, 4, 1), (6, 4, 1), (10, 4, 1),
+                                                  (47, 12, 1), (47, 12, 5), (47, 12, 12), (30, 1, 1), (13, 12, 3)])
+def test_windows_are_lm_evals_rolling_tiling(n, window, context_len):
+    """The windows are lm-eval's own get_rolling_token_windows (lm_eval/utils.py) over the tokens after
+    the prefix token: the same model inputs and the same predicted tokens, window by window."""
+    from lm_eval.utils import get_rolling_token_windows
+
+    tokens = list(range(n))              # token value = position; token 0 is the prefix (start) token
+    theirs = list(get_rolling_token_windows(tokens[1:], prefix_token=tokens[0], max_seq_len=window,
+                                            context_len=context_len))
+    ours = [(tokens[s:e - 1], tokens[e - k:e]) for s, e, k in rolling_windows(n, window, context_len)]
+    assert ours == [(list(a), list(b)) for a, b in theirs]
+
+
+def naive_loss(model_dir, seqs, context_len=1) -> tuple[float, float, list[float]]:
+    """float64 model; windows from lm-eval's get_rolling_token_windows, each read in one forward of at
+    most CONTEXT inputs, the last len(pred) predictions counted. (token-weighted, utterance-weighted,
+    per-utterance mean NLL)."""
+    from lm_eval.utils import get_rolling_token_windows
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float64).eval()
-    total, count = 0.0, 0
+    total, count, means = 0.0, 0, []
     for units in seqs:
-        tokens = [1] + [u + OFFSET for u in units]
-        for s, e, k in rolling_windows(len(tokens), CONTEXT, context_len):
-            for i in range(e - k, e):
-                with torch.no_grad():
-                    logits = model(torch.tensor([tokens[s:i]])).logits[0, -1]
-                total -= float(torch.log_softmax(logits, -1)[tokens[i]])
-                count += 1
-    return total / count, count
+        tokens = [u + OFFSET for u in units]
+        nll = []
+        for inp, pred in get_rolling_token_windows(tokens, prefix_token=1, max_seq_len=CONTEXT, context_len=context_len):
+            assert len(inp) <= CONTEXT
+            with torch.no_grad():
+                logp = torch.log_softmax(model(torch.tensor([inp])).logits[0], -1)
+            full = inp + [pred[-1]]
+            nll += [-float(logp[j, full[j + 1]]) for j in range(len(inp) - len(pred), len(inp))]
+        total += sum(nll)
+        count += len(nll)
+        means.append(sum(nll) / len(nll))
+    return total / count, float(np.mean(means)), means
 
 
 @pytest.mark.parametrize("context_len", [1, 6])
@@ -73,11 +97,15 @@ def test_rolling_loss_matches_naive_float64(tiny_model, units, context_len):
     lm = load_lm(tiny_model)
     assert lm.max_length == CONTEXT and lm.mapping.offset == OFFSET
     res = corpus_loss(lm, units, context_len=context_len, batch_size=3, progress=False)
-    ref, count = naive_loss(tiny_model, units, context_len)
-    assert res.n_tokens == count == sum(len(u) for u in units)                 # BOS makes every unit count
-    assert res.loss == pytest.approx(ref, rel=1e-5)
+    token_w, utt_w, means = naive_loss(tiny_model, units, context_len)
+    assert res.n_tokens == sum(len(u) for u in units)                          # BOS makes every unit count
+    assert res.loss == res.loss_token_weighted == pytest.approx(token_w, rel=1e-6)
+    assert res.loss_utterance_weighted == pytest.approx(utt_w, rel=1e-6)
+    assert [r["nll"] for r in res.per_utterance] == pytest.approx(means, rel=1e-6)
     assert res.n_windows > len(units)                                          # windows were exercised
     assert res.start_token == "bos"
+    by_utt = corpus_loss(lm, units, context_len=context_len, average="utterance", batch_size=3, progress=False)
+    assert by_utt.loss == by_utt.loss_utterance_weighted and by_utt.average == "utterance"
 
 
 def test_loss_cli_writes_json_and_appends_a_run(tiny_model, units, tmp_path):
@@ -86,15 +114,27 @@ def test_loss_cli_writes_json_and_appends_a_run(tiny_model, units, tmp_path):
     runs = tmp_path / "runs.csv"
     pd.DataFrame([{"name": "old", "N": 1e6, "D": 1e8, "loss": 3.0, "modality": "speech"}]).to_csv(runs, index=False)
     out = tmp_path / "loss.json"
+    per_utt = tmp_path / "per_utterance.jsonl"
     args = ["loss", "--model", str(tiny_model), "--data", str(data), "--output", str(out),
-            "--append-to", str(runs), "--tokens", "1e9", "--name", "tiny"]
+            "--append-to", str(runs), "--tokens", "1e9", "--name", "tiny", "--average", "utterance",
+            "--per-utterance", str(per_utt)]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
     payload = json.loads(out.read_text())
+    _, utt_w, means = naive_loss(tiny_model, units)
+    rows = [json.loads(line) for line in per_utt.read_text().splitlines()]
+    assert [r["id"] for r in rows] == ["0", "1", "2"]                          # the JSONL's own ids
+    assert [r["nll"] for r in rows] == pytest.approx(means, rel=1e-6)
+    assert [r["n_tokens"] for r in rows] == [len(u) for u in units]
+    assert payload["average"] == "utterance" and payload["loss"] == payload["loss_utterance_weighted"]
+    assert payload["loss"] == pytest.approx(utt_w, rel=1e-6)
+    assert payload["loss_token_weighted"] == pytest.approx(sum(r["nll_sum"] for r in rows) / sum(map(len, units)))
+    assert "utterance-weighted" in res.output and "token-weighted" in res.output
     table = pd.read_csv(runs)
     assert table["name"].tolist() == ["old", "tiny"]
     row = table.iloc[1]
     assert row["loss"] == pytest.approx(payload["loss"]) and row["D"] == 1e9
+    assert row["loss_average"] == "utterance" and pd.isna(table.iloc[0]["loss_average"])
     from transformers import AutoModelForCausalLM
     model = AutoModelForCausalLM.from_pretrained(tiny_model)
     n_ref = sum(p.numel() for n, p in model.named_parameters() if "embed_tokens" not in n and "lm_head" not in n)
@@ -138,9 +178,10 @@ def test_loss_on_audio_goes_through_tokenizer_and_cache(tmp_path):
     model.config.offset = OFFSET
     model.save_pretrained(tmp_path / "m")
     cache = tmp_path / "cache"
-    seqs = load_held_out(data, tokenizer=str(tok_dir), cache_dir=cache, use_cache=True, progress=False)
+    held = load_held_out(data, tokenizer=str(tok_dir), cache_dir=cache, use_cache=True, progress=False)
+    seqs = held.units
     by_hand = [tok.encode(load_audio(data / f.name)).tolist() for f in sorted(files)]
-    assert seqs == by_hand
+    assert seqs == by_hand and held.ids == sorted(f.name for f in files) and held.score_eos(None) is False
     assert any(cache.rglob("*.units"))                                         # the cache was filled
     lm = load_lm(tmp_path / "m")
     assert corpus_loss(lm, seqs, progress=False).loss == pytest.approx(corpus_loss(lm, by_hand, progress=False).loss)

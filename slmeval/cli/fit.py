@@ -36,7 +36,7 @@ def fit_command(
     from slmeval.io import atomic_write_text
     from slmeval.scaling.report import print_summary, render_markdown, write_fit_json
     from slmeval.scaling.study import FitOptions, run_study
-    from slmeval.scaling.tables import RunsTableError, load_runs
+    from slmeval.scaling.tables import RunsTableError, load_runs, loss_average
 
     try:
         df = load_runs(runs, metadata=metadata, name_from=name_from, extra_modalities=tuple(modality or ()))
@@ -50,7 +50,9 @@ def fit_command(
     except (RunsTableError, ValueError) as exc:
         fail(exc)
     result["input"] = {"runs": str(runs), "metadata": str(metadata) if metadata else None, "name_from": name_from,
-                       "notes": list(df.attrs.get("notes", []))}
+                       "notes": list(df.attrs.get("notes", [])), "loss_average": loss_average(df)}
+    if result["input"]["loss_average"]:
+        console.print(f"loss fitted: {result['input']['loss_average']}", soft_wrap=True)
     for note in result["input"]["notes"]:
         console.print(Text.assemble(("note: ", "yellow"), note), soft_wrap=True)
     out.mkdir(parents=True, exist_ok=True)
@@ -65,19 +67,26 @@ def fit_command(
 @app.command("loss")
 def loss_command(
     model: str = typer.Option(..., "--model", help="Checkpoint folder or Hub id (formats: docs/models.md)."),
-    data: Path = typer.Option(..., "--data", help="Held-out set: a folder of audio or a units JSONL ({'units': [...]})."),
+    data: Path = typer.Option(..., "--data", help="Held-out set: a folder of audio, a units JSONL ({'units': [...]}) "
+                                                  "or slm_scaling packed shard(s) (meta.json, audio.bin, audio.len)."),
     tokenizer: Optional[str] = typer.Option(None, "--tokenizer", "-t", help="Unit tokenizer for audio input."),
     model_args: Optional[str] = typer.Option(None, "--model-args", help="k=v,... (offset, bos_id, eos_id, max_length, ...)."),
     device: str = typer.Option("cpu", help="torch device."),
     dtype: str = typer.Option("float32", help="Model dtype."),
     batch_size: int = typer.Option(8, min=1, help="Windows per forward pass."),
     context_len: int = typer.Option(1, min=1, help="Least context per prediction in rolling windows (1 = lm-eval)."),
-    score_eos: bool = typer.Option(False, "--score-eos", help="Append EOS to every sequence and score it."),
+    score_eos: Optional[bool] = typer.Option(None, "--score-eos/--no-score-eos",
+                                             help="Append EOS to every sequence and score it (default: the data's "
+                                                  "own: a shard's stored EOS is scored, other data has none)."),
+    average: str = typer.Option("token", help="The loss reported and appended: token (total NLL / units) or "
+                                              "utterance (mean of per-utterance means; slm_scaling's mean_nll)."),
+    per_utterance: Optional[Path] = typer.Option(None, "--per-utterance", help="Write each utterance's NLL here (JSONL)."),
+    no_verify: bool = typer.Option(False, "--no-verify", help="Do not check a shard's files against meta.json's sha256."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Unit cache (default $SLMEVAL_CACHE or ~/.cache/slmeval)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the unit cache."),
     allow_pickle: bool = typer.Option(False, "--allow-pickle", help="Allow pickled k-means centroid files."),
     output: Optional[Path] = typer.Option(None, "--output", help="Write the result as JSON here."),
-    append_to: Optional[Path] = typer.Option(None, "--append-to", help="Append (name, N, D, loss, modality) to this runs table."),
+    append_to: Optional[Path] = typer.Option(None, "--append-to", help="Append (name, N, D, loss, loss_average, modality) to this runs table."),
     name: Optional[str] = typer.Option(None, help="Run name for --append-to (default: the model folder name)."),
     tokens_seen: Optional[float] = typer.Option(None, "--tokens", help="D, training tokens seen (needed by --append-to)."),
     n_params: Optional[float] = typer.Option(None, "--n-params", help="N (default: the model's non-embedding parameters)."),
@@ -87,11 +96,14 @@ def loss_command(
     import json
 
     from slmeval.models import ModelError, load_lm
-    from slmeval.scaling.loss import LossInputError, append_run, corpus_loss, load_held_out, non_embedding_params
+    from slmeval.scaling.loss import (AVERAGES, LossInputError, append_run, corpus_loss, load_held_out,
+                                      non_embedding_params, write_per_utterance)
     from slmeval.io import atomic_write_text
 
     if append_to is not None and tokens_seen is None:
         fail("--append-to needs --tokens (D, the training tokens the checkpoint has seen)")
+    if average not in AVERAGES:
+        fail(f"--average {average!r}: expected one of {', '.join(AVERAGES)}")
     try:
         tok = None
         if tokenizer is not None:   # K known before the model loads: checked against its vocabulary
@@ -99,23 +111,36 @@ def loss_command(
 
             tok = load_tokenizer(tokenizer, allow_pickle=allow_pickle, device=device)
         lm = load_lm(model, model_args=model_args, device=device, dtype=dtype, n_units=tok.n_units if tok else None)
-        seqs = load_held_out(data, tokenizer=tok, cache_dir=cache_dir, use_cache=not no_cache,
-                             allow_pickle=allow_pickle)
-        result = corpus_loss(lm, seqs, context_len=context_len, score_eos=score_eos, batch_size=batch_size)
+        held = load_held_out(data, tokenizer=tok, cache_dir=cache_dir, use_cache=not no_cache,
+                             allow_pickle=allow_pickle, verify_checksums=not no_verify)
+        for note in held.notes:
+            console.print(Text.assemble(("note: ", "yellow"), note), soft_wrap=True)
+        result = corpus_loss(lm, held.units, ids=held.ids, context_len=context_len, score_eos=held.score_eos(score_eos),
+                             average=average, batch_size=batch_size)
     except (ModelError, LossInputError, ValueError, OSError) as exc:
         fail(exc)
     payload = {**result.to_dict(), "model": lm.describe(), "data": str(data),
-               "non_embedding_params": non_embedding_params(lm.model)}
-    console.print(f"loss {result.loss:.5f} nats/unit ({payload['bits_per_token']:.4f} bits) over "
-                  f"{result.n_tokens} units, {result.n_sequences} sequences, {result.n_windows} windows")
-    if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(output, json.dumps(payload, indent=2) + "\n")
+               "non_embedding_params": non_embedding_params(lm.model), "notes": held.notes}
+    eos = {"all": "EOS scored", "none": "no EOS", "data": f"stored EOS scored on {result.n_eos_scored}"}[result.score_eos]
+    console.print(f"loss {result.loss:.6f} nats/unit, {average}-weighted ({payload['bits_per_token']:.4f} bits) over "
+                  f"{result.n_tokens} units, {result.n_sequences} sequences, {result.n_windows} windows ({eos})")
+    console.print(f"  token-weighted {result.loss_token_weighted:.6f}  utterance-weighted "
+                  f"{result.loss_utterance_weighted:.6f} (slm_scaling's mean_nll)")
+    try:
+        if per_utterance is not None:
+            per_utterance.parent.mkdir(parents=True, exist_ok=True)
+            write_per_utterance(per_utterance, result)
+        if output is not None:
+            output.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(output, json.dumps(payload, indent=2) + "\n")
+    except OSError as exc:
+        fail(exc)
     if append_to is not None:
         row = {"name": name or Path(model).name, "N": n_params or payload["non_embedding_params"],
-               "D": tokens_seen, "loss": result.loss, "modality": modality, "loss_tokens": result.n_tokens}
+               "D": tokens_seen, "loss": result.loss, "loss_average": average, "modality": modality,
+               "loss_tokens": result.n_tokens}
         try:
             append_run(append_to, row)
         except (LossInputError, ValueError) as exc:
             fail(exc)
-        console.print(f"appended {row['name']} to {append_to}")
+        console.print(f"appended {row['name']} to {append_to} (loss = {AVERAGES[average]})")

@@ -59,7 +59,9 @@ def render_markdown(result: dict, figures: list[str]) -> str:
     s = result["settings"]
     lines = ["# Scaling-law fit", "", f"{result['n_runs']} runs; Huber δ = {s['delta']:g}; bootstrap {s['bootstrap']} "
              f"replicates (seed {s['seed']}), {s['ci']:.0%} intervals.", "", "## Equations and rules", "", EQUATIONS, ""]
-    notes = (result.get("input") or {}).get("notes") or []
+    notes = list((result.get("input") or {}).get("notes") or [])
+    if (result.get("input") or {}).get("loss_average"):
+        notes.insert(0, f"loss fitted: {result['input']['loss_average']}")
     if notes:
         lines += ["## Input", ""] + [f"- {n}" for n in notes] + [""]
     if result["loss_law"]:

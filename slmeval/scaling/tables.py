@@ -27,7 +27,9 @@ KNOWN_MODALITIES = {"speech", "text", "code", "image", "image-text", "speech-tex
 ALIASES = {"run": "name", "model": "name", "params": "N", "n_params": "N", "parameters": "N",
            "tokens": "D", "train_tokens": "D", "unique_tokens": "U", "flops": "C", "compute": "C",
            "test_loss": "loss", "val_loss": "loss"}
-RESERVED = {"name", "N", "D", "U", "epochs", "C", "loss", "modality", "loss_tokens", "seed", "step"}
+RESERVED = {"name", "N", "D", "U", "epochs", "C", "loss", "modality", "loss_tokens", "loss_average", "seed", "step"}
+# What a `loss` value averages (`slmeval loss --average`, recorded in the column `loss_average`).
+LOSS_AVERAGES = ("token", "utterance")
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
@@ -134,6 +136,8 @@ def validate_runs(df: pd.DataFrame, source="runs table", *, extra_modalities=())
     if "loss" in df and df["loss"].isna().any():   # an empty cell is not "no loss": it would drop the run silently
         raise RunsTableError(f"{source}: column 'loss' is empty or NaN for runs {df['name'][df['loss'].isna()].tolist()[:10]}; "
                              "give every run its loss, or leave the column out to fit metrics only")
+    if "loss_average" in df:
+        _check_loss_average(df, source)
     for col in ("N", "D"):
         if df[col].isna().any():
             raise RunsTableError(f"{source}: column {col!r} is empty for runs {df['name'][df[col].isna()].tolist()[:10]}")
@@ -148,6 +152,32 @@ def validate_runs(df: pd.DataFrame, source="runs table", *, extra_modalities=())
     if "loss" not in df:
         df["loss"] = np.nan
     return df
+
+
+def _check_loss_average(df: pd.DataFrame, source) -> None:
+    """`loss_average` holds token / utterance (or is empty); runs fitted together share one average —
+    the two differ systematically (long utterances weigh more in the token average)."""
+    col = df["loss_average"].where(df["loss_average"].notna(), None)
+    bad = col.notna() & ~col.isin(LOSS_AVERAGES)
+    if bad.any():
+        raise RunsTableError(f"{source}: column 'loss_average' must be one of {', '.join(LOSS_AVERAGES)} (or empty); "
+                             f"runs {df['name'][bad].tolist()[:10]} have {sorted(set(col[bad].astype(str)))}")
+    kinds = {k: df["name"][col == k].tolist() for k in LOSS_AVERAGES if (col == k).any()}
+    if len(kinds) > 1:
+        raise RunsTableError(f"{source}: the runs mix loss averages ({'; '.join(f'{k}: {v[:5]}' for k, v in kinds.items())}); "
+                             "one fit compares one kind of loss — recompute with `slmeval loss --average`")
+
+
+def loss_average(df: pd.DataFrame) -> str | None:
+    """Which average the `loss` column holds, in words (None when the table has no loss values)."""
+    if "loss" not in df or df["loss"].isna().all():
+        return None
+    if "loss_average" not in df or df["loss_average"].isna().all():
+        return "not recorded (the runs table has no loss_average column)"
+    kind = str(df["loss_average"].dropna().iloc[0])
+    words = {"token": "token-weighted mean NLL per unit", "utterance": "utterance-weighted mean NLL (slm_scaling's mean_nll)"}
+    missing = df["name"][df["loss"].notna() & df["loss_average"].isna()].tolist()
+    return words[kind] + (f"; not recorded for runs {missing[:10]}" if missing else "")
 
 
 def metric_columns(df: pd.DataFrame) -> list[str]:

@@ -68,9 +68,10 @@ def build_tokens(units: Sequence[int], lm: LoadedLM, protocol: Protocol, *, name
         tokens.append(m.eos_id)
     if len(tokens) < 2:
         raise ScoringError(f"{name}: nothing to score (a single unit and no start token)")
-    if lm.max_length is not None and len(tokens) > lm.max_length:
-        raise ScoringError(f"{name}: {len(tokens)} tokens exceed the model's context of {lm.max_length}; "
-                           "pairs are never truncated (it would change what is compared)")
+    # The last token is a target only, never an input: W inputs + the token they predict fit a context of W.
+    if lm.max_length is not None and len(tokens) - 1 > lm.max_length:
+        raise ScoringError(f"{name}: {len(tokens)} tokens ({len(tokens) - 1} model inputs) exceed the model's "
+                           f"context of {lm.max_length}; pairs are never truncated (it would change what is compared)")
     return tokens
 
 
@@ -97,21 +98,28 @@ def context_length(lm: LoadedLM, protocol: Protocol) -> int:
     return max(len(lm.mapping.start_ids(protocol.start_token)), 1)
 
 
-def _padded_batch(seqs: list[Sequence[int]], pad: int, device: torch.device
+def _padded_batch(seqs: list[Sequence[int]], pad: int, device: torch.device, max_inputs: int | None = None
                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """(ids, mask, rows, targets) on `device`: right-padded [B, W] ids and mask, and for every real
     prediction its row in the flattened [B·W] hidden states and its target id — built on the host
     (pinned when the device is CUDA, copied without blocking), so selecting the real positions needs no
-    device-to-host sync (a boolean mask would)."""
+    device-to-host sync (a boolean mask would).
+
+    When the longest sequence is one token longer than the model's context (`max_inputs`), the last
+    column is not fed: every row's last token is a target only, so no prediction needs it, and a model
+    with learned absolute positions (OPT, GPT-2) would fail on a position past its table. Batches that
+    fit are fed whole, as before (bit-identical scores)."""
     width = len(seqs[0])
+    if max_inputs is not None and width > max_inputs:
+        width -= 1
     ids = np.full((len(seqs), width), pad, dtype=np.int64)
     mask = np.zeros((len(seqs), width), dtype=np.int64)
     rows, targets = [], []
     for r, seq in enumerate(seqs):
-        ids[r, :len(seq)] = seq
+        ids[r, :len(seq)] = seq[:width]
         mask[r, :len(seq)] = 1
         rows.append(np.arange(r * width, r * width + len(seq) - 1))     # position j predicts token j+1
-        targets.append(ids[r, 1:len(seq)])
+        targets.append(ids[r, 1:len(seq)] if len(seq) <= width else np.asarray(seq[1:], dtype=np.int64))
     host = [torch.from_numpy(a) for a in (ids, mask, np.concatenate(rows), np.concatenate(targets))]
     if device.type == "cuda":
         host = [t.pin_memory() for t in host]
@@ -152,7 +160,7 @@ def sequence_logprobs(lm: LoadedLM, sequences: Sequence[Sequence[int]], *, batch
         in_group = 0
         for start in range(0, len(order), batch_size):
             idx = order[start:start + batch_size]
-            ids, mask, rows, targets = _padded_batch([sequences[i] for i in idx], pad, lm.device)
+            ids, mask, rows, targets = _padded_batch([sequences[i] for i in idx], pad, lm.device, lm.max_length)
             hidden = lm.hidden_states(ids, mask)
             hidden = hidden.reshape(-1, hidden.shape[-1]).index_select(0, rows)
             # build_tokens checked every id against the vocabulary: no range check (a sync) in the kernel
