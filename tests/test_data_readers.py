@@ -201,9 +201,10 @@ def test_units_jsonl(tmp_path):
 
 def test_dispatch_table_names_and_options():
     assert set(READERS.names()) == {"zerospeech_sblimp", "zerospeech_lexical", "storycloze", "paired_folder",
-                                    "paired_subfolders", "salmon", "hf_pairs", "units_jsonl"}
+                                    "paired_subfolders", "salmon", "hf_pairs", "units_jsonl", "slm_scaling_shard"}
     assert reader_options("paired_folder") == ["sep"]
     assert reader_options("hf_pairs") == ["positive", "negative", "id_column", "split"]
+    assert reader_options("slm_scaling_shard") == ["verify_checksums"]
 
 
 def test_unknown_source_lists_known_ones(tmp_path):

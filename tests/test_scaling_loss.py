@@ -208,3 +208,38 @@ def test_loss_of_a_model_with_a_speech_prefix_counts_only_unit_tokens(tmp_path):
         assert result.n_tokens == sum(n for _, n in reference) == sum(map(len, seqs))
         assert result.loss == pytest.approx(-sum(lp for lp, _ in reference) / result.n_tokens, abs=1e-5)
         assert result.to_dict()["prefix_ids"] == list(lm.mapping.prefix_ids)
+
+
+def test_runs_table_records_which_average_its_loss_is(tmp_path):
+    """`loss_average` is token / utterance; one table never mixes them (they differ systematically)."""
+    from slmeval.scaling.tables import RunsTableError, load_runs, loss_average
+
+    base = pd.DataFrame({"name": ["a", "b", "c"], "N": [1e6, 2e6, 4e6], "D": [1e8] * 3, "loss": [3.0, 2.9, 2.8]})
+    path = tmp_path / "runs.csv"
+    base.to_csv(path, index=False)
+    assert loss_average(load_runs(path)).startswith("not recorded")
+    base.assign(loss_average=["utterance"] * 3).to_csv(path, index=False)
+    assert loss_average(load_runs(path)) == "utterance-weighted mean NLL (slm_scaling's mean_nll)"
+    base.assign(loss_average=["token", None, "token"]).to_csv(path, index=False)
+    assert loss_average(load_runs(path)) == "token-weighted mean NLL per unit; not recorded for runs ['b']"
+    base.assign(loss_average=["token", "utterance", "token"]).to_csv(path, index=False)
+    with pytest.raises(RunsTableError, match=r"mix loss averages \(token: \['a', 'c'\]; utterance: \['b'\]\)"):
+        load_runs(path)
+    base.assign(loss_average=["token", "tokens", "token"]).to_csv(path, index=False)
+    with pytest.raises(RunsTableError, match=r"'loss_average' must be one of token, utterance.*\['b'\]"):
+        load_runs(path)
+
+
+def test_fit_says_which_average_it_fitted(tmp_path):
+    from _scaling_helpers import study_table
+
+    table = study_table()
+    path = tmp_path / "runs.csv"
+    table[table["modality"] == "speech"].drop(columns="blimp").assign(loss_average="utterance").to_csv(path, index=False)
+    out = tmp_path / "fit"
+    res = CliRunner().invoke(app, ["fit", str(path), "--out", str(out), "--bootstrap", "0", "--no-plots"])
+    assert res.exit_code == 0, res.output
+    said = "loss fitted: utterance-weighted mean NLL (slm_scaling's mean_nll)"
+    assert said in " ".join(res.output.split())
+    assert json.loads((out / "fit.json").read_text())["input"]["loss_average"] == said.split(": ", 1)[1]
+    assert said in (out / "report.md").read_text()
