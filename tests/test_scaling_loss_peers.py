@@ -94,6 +94,12 @@ def test_loss_on_a_packed_shard_equals_slm_scalings_mean_nll_at_the_block_bounda
     assert [r["id"] for r in rows] == [f"ls:val:{i}" for i in range(len(seqs))]
     assert [r["nll"] for r in rows] == pytest.approx(ref, rel=1e-6)
     assert all(r["n_windows"] == 1 for r in rows)                       # block_size tokens fit one pass
+    # --no-score-eos: the pair-task rule (terminal EOS not a target), per utterance.
+    loss_cli("--model", str(replica), "--data", str(shard), "--no-score-eos", "--per-utterance", str(per_utt))
+    no_eos = [-float(slm_scaling_logprobs_f64(replica, [K] + s[:-1]).mean()) for s in seqs]
+    assert [json.loads(line)["nll"] for line in per_utt.read_text().splitlines()] == pytest.approx(no_eos, rel=1e-6)
+    bad = CliRunner().invoke(app, ["loss", "--model", str(replica), "--data", str(shard), "--average", "utt"])
+    assert bad.exit_code == 2 and "expected one of token, utterance" in bad.output
 
 
 def test_past_the_block_size_loss_is_lm_evals_rolling_tiling(replica, tmp_path):

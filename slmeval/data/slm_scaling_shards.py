@@ -147,7 +147,8 @@ def read_shard(shard: Path, *, verify_checksums: bool = True) -> tuple[list[dict
     if bin_size != 2 * total:
         raise DataLayoutError(f"{shard / 'audio.bin'}: {bin_size} bytes; expected {2 * total} "
                               f"({total} codes × int16, from audio.len)")
-    codes = np.fromfile(shard / "audio.bin", dtype="<i2").astype(np.int64)
+    # Memory-mapped: a training-size shard is not copied; each sample is converted when it is taken.
+    codes = np.memmap(shard / "audio.bin", dtype="<i2", mode="r") if total else np.zeros(0, dtype="<i2")
     vocab = meta["preprocessing"].get("vocab_size")
     if total and (codes.min() < 0 or (isinstance(vocab, int) and codes.max() >= vocab)):
         raise DataLayoutError(f"{shard / 'audio.bin'}: codes span {int(codes.min())}..{int(codes.max())}, outside "
@@ -178,6 +179,7 @@ def read_packed_units(path: Path, *, verify_checksums: bool = True) -> PackedUni
             if sid in seen:
                 raise DataLayoutError(f"{shard / 'samples.jsonl'}: sample id {sid!r} also in {seen[sid]}")
             seen[sid] = shard
+            seq = np.asarray(seq, dtype=np.int64)
             ended = bool(seq[-1] == eos)
             body = seq[:-1] if ended else seq
             if len(body) and body.max() >= eos:
@@ -210,6 +212,8 @@ def _group(row: dict, where: str) -> tuple[str, bool]:
 @READERS.register("slm_scaling_shard")
 def read_slm_scaling_shard(path: Path, verify_checksums: bool = True) -> list[Pair]:
     """<path>: an slm_scaling packed shard (meta.json, audio.bin, audio.len, samples.jsonl) or a folder of them; pairs by group_id/correct."""
+    if not isinstance(verify_checksums, bool):     # a YAML "no" is a string, and truthy
+        raise DataLayoutError(f"{path}: option verify_checksums = {verify_checksums!r}; expected true or false")
     packed = read_packed_units(path, verify_checksums=verify_checksums)
     where = f"{path}/samples.jsonl" if len(packed.shards) == 1 else f"{path} (shards)"
     groups: dict[str, list[tuple[bool, int]]] = {}
