@@ -12,8 +12,10 @@ from pathlib import Path
 import numpy as np
 
 
-def write_shard(folder: Path, samples: list[tuple[str, list[int], dict]], *, eos: int, skips: int = 0) -> Path:
-    """samples: (id, codes ending in EOS as stored, metadata). EOS = K, PAD = K + 1, vocab = K + 2."""
+def write_shard(folder: Path, samples: list[tuple[str, list[int], dict]], *, eos: int, skips: int = 0,
+                preprocessing: dict | None = None) -> Path:
+    """samples: (id, codes ending in EOS as stored, metadata). EOS = K, PAD = K + 1, vocab = K + 2;
+    `preprocessing` adds to (or overrides) meta.json's preprocessing."""
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / "audio.bin", "wb") as b, open(folder / "audio.len", "wb") as ln, \
             open(folder / "samples.jsonl", "w") as s:
@@ -27,7 +29,8 @@ def write_shard(folder: Path, samples: list[tuple[str, list[int], dict]], *, eos
     files = ["audio.bin", "audio.len", "samples.jsonl", "skips.jsonl"]
     meta = {"schema_version": 2, "num_samples": len(samples), "num_audio_steps": sum(len(c) for _, c, _ in samples),
             "num_skipped": skips, "keep_audio": False,
-            "preprocessing": {"eos_token": eos, "pad_token": eos + 1, "vocab_size": eos + 2, "sample_rate": 16000},
+            "preprocessing": {"eos_token": eos, "pad_token": eos + 1, "vocab_size": eos + 2, "sample_rate": 16000,
+                              **(preprocessing or {})},
             "checksums": {f: hashlib.sha256((folder / f).read_bytes()).hexdigest() for f in files}}
     (folder / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     return folder

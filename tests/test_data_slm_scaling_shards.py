@@ -189,3 +189,19 @@ def test_loss_on_a_broken_shard_exits_2_naming_the_file(tmp_path):
     assert "Traceback" not in res.output
     ok = CliRunner().invoke(app, ["loss", "--model", str(ckpt), "--data", str(shard), "--no-verify"])
     assert ok.exit_code == 0, ok.output                              # the user may read it unverified
+
+
+def test_shards_of_one_split_must_share_their_tokenizer(tmp_path):
+    """Shards differ in their plan fields by design, never in what a unit means (HuBERT revision, k-means)."""
+    pins = {"hubert_model": "slprl/mhubert-base-25hz", "hubert_revision": "a319086e", "hubert_layer": 11,
+            "kmeans": {"name": "km500.bin", "sha256": "03cc04a9"}}
+    write_shard(tmp_path / "split" / "shard-00000", [("a_correct", [1, 2, K], {}), ("a_incorrect", [3, K], {})], eos=K,
+                preprocessing={**pins, "num_assigned_records": 2, "assignment_sha256": "x"})
+    write_shard(tmp_path / "split" / "shard-00001", [("b_correct", [1, K], {}), ("b_incorrect", [4, K], {})], eos=K,
+                preprocessing={**pins, "num_assigned_records": 2, "assignment_sha256": "y"})
+    assert [p.id for p in read_pairs("slm_scaling_shard", tmp_path / "split")] == ["a", "b"]
+    write_shard(tmp_path / "split" / "shard-00002", [("c_correct", [1, K], {}), ("c_incorrect", [4, K], {})], eos=K,
+                preprocessing={**pins, "hubert_revision": "main"})
+    with pytest.raises(DataLayoutError, match=r"shard-00002/meta\.json: preprocessing\.hubert_revision = 'main' but "
+                                              r".*shard-00000/meta\.json has 'a319086e'"):
+        read_pairs("slm_scaling_shard", tmp_path / "split")

@@ -90,6 +90,7 @@ def test_loss_on_a_packed_shard_equals_slm_scalings_mean_nll_at_the_block_bounda
         sum(r * len(s) for r, s in zip(ref, seqs)) / sum(map(len, seqs)), rel=1e-6)
     assert payload["score_eos"] == "all" and payload["n_eos_scored"] == len(seqs)   # the stored EOS is a target
     assert payload["n_tokens"] == sum(map(len, seqs)) and payload["window"] == BLOCK
+    assert payload["data_tokenizer"]["eos_token"] == K                  # how the data was encoded, recorded
     rows = [json.loads(line) for line in per_utt.read_text().splitlines()]
     assert [r["id"] for r in rows] == [f"ls:val:{i}" for i in range(len(seqs))]
     assert [r["nll"] for r in rows] == pytest.approx(ref, rel=1e-6)
@@ -129,6 +130,7 @@ def test_a_model_with_learned_positions_reads_w_inputs_at_most(tmp_path):
     from transformers import OPTConfig, OPTForCausalLM
 
     from slmeval.scoring import PRESETS, score_sequences
+    from slmeval.scoring.batch import ScoringError, build_tokens
 
     W, offset = 8, 4
     torch.manual_seed(0)
@@ -159,3 +161,6 @@ def test_a_model_with_learned_positions_reads_w_inputs_at_most(tmp_path):
     # Pairs: a side of W units after BOS (W + 1 tokens) is scored from W inputs, not refused.
     scores = score_sequences(lm, seqs[:2], PRESETS["slmeval"], names=["a", "b"], progress=False)
     assert [s.score("mean") for s in scores] == pytest.approx([-m for m in means[:2]], rel=1e-5)
+    assert len(build_tokens(seqs[1], lm, PRESETS["slmeval"])) == W + 1
+    with pytest.raises(ScoringError, match=r"long: 10 tokens \(9 model inputs\) exceed the model's context of 8"):
+        build_tokens(seqs[2], lm, PRESETS["slmeval"], name="long")              # one more: refused, never cut

@@ -120,7 +120,8 @@ def loss_command(
     except (ModelError, LossInputError, ValueError, OSError) as exc:
         fail(exc)
     payload = {**result.to_dict(), "model": lm.describe(), "data": str(data),
-               "non_embedding_params": non_embedding_params(lm.model), "notes": held.notes}
+               "non_embedding_params": non_embedding_params(lm.model), "notes": held.notes,
+               "data_tokenizer": held.tokenizer}
     eos = {"all": "EOS scored", "none": "no EOS", "data": f"stored EOS scored on {result.n_eos_scored}"}[result.score_eos]
     console.print(f"loss {result.loss:.6f} nats/unit, {average}-weighted ({payload['bits_per_token']:.4f} bits) over "
                   f"{result.n_tokens} units, {result.n_sequences} sequences, {result.n_windows} windows ({eos})")

@@ -36,6 +36,10 @@ SCHEMA_VERSION = 2            # slm_data/schema.py SCHEMA_VERSION
 FILES = ("meta.json", "audio.bin", "audio.len", "samples.jsonl")
 # samples.jsonl fields that describe the sample itself, not the item it belongs to
 _SAMPLE_FIELDS = {"id", "audio_steps", "correct", "group_id", "prepared_audio"}
+# preprocessing fields that decide what a unit means (prepare.py encode_shard); the rest (manifest and
+# plan hashes, record counts) differ from shard to shard of one split by design
+TOKENIZER_KEYS = ("unit_extractor", "collapsed", "hubert_model", "hubert_revision", "hubert_layer", "hubert_normalize",
+                  "kmeans", "vocab_size", "eos_token", "pad_token", "sample_rate")
 
 
 @dataclass
@@ -48,6 +52,7 @@ class PackedUnits:
     rows: list[dict]                  # samples.jsonl rows
     shards: list[Path]
     n_skipped: int                    # records the encoder could not encode (skips.jsonl)
+    tokenizer: dict                   # the TOKENIZER_KEYS of meta.json preprocessing (equal in every shard)
 
 
 def shard_dirs(path: Path) -> list[Path]:
@@ -122,9 +127,9 @@ def _rows(shard: Path, n: int) -> list[dict]:
     return rows
 
 
-def read_shard(shard: Path, *, verify_checksums: bool = True) -> tuple[list[dict], list[np.ndarray], int, int]:
-    """(samples.jsonl rows, each sample's stored codes, the EOS code, num_skipped) of one shard, with
-    slm_scaling's own consistency checks (schema.py validate_shard)."""
+def read_shard(shard: Path, *, verify_checksums: bool = True) -> tuple[list[dict], list[np.ndarray], dict]:
+    """(samples.jsonl rows, each sample's stored codes, meta.json) of one shard, with slm_scaling's own
+    consistency checks (schema.py validate_shard)."""
     for name in FILES:
         if not (shard / name).is_file():
             raise DataLayoutError(f"{shard}: {name} is missing (an slm_scaling shard holds {', '.join(FILES)})")
@@ -162,18 +167,28 @@ def read_shard(shard: Path, *, verify_checksums: bool = True) -> tuple[list[dict
                               f"but audio.len says {int(lengths[i])} ({len(mismatch)} such samples)")
     bounds = np.concatenate(([0], np.cumsum(lengths)))
     seqs = [codes[bounds[i]:bounds[i + 1]] for i in range(n)]
-    skipped = meta.get("num_skipped", 0)
-    return rows, seqs, int(meta["preprocessing"]["eos_token"]), int(skipped) if isinstance(skipped, int) else 0
+    return rows, seqs, meta
 
 
 def read_packed_units(path: Path, *, verify_checksums: bool = True) -> PackedUnits:
     """Every sample of the shard(s) at `path` as units (terminal EOS split off). An EOS or PAD code
     inside a sample, or a sample with no unit before its EOS, is an error naming the sample."""
-    out = PackedUnits([], [], [], [], shard_dirs(path), 0)
+    out = PackedUnits([], [], [], [], shard_dirs(path), 0, {})
     seen: dict[str, Path] = {}
-    for shard in out.shards:
-        rows, seqs, eos, skipped = read_shard(shard, verify_checksums=verify_checksums)
-        out.n_skipped += skipped
+    for k, shard in enumerate(out.shards):
+        rows, seqs, meta = read_shard(shard, verify_checksums=verify_checksums)
+        pre = meta["preprocessing"]
+        tokenizer = {key: pre[key] for key in TOKENIZER_KEYS if key in pre}
+        if k == 0:
+            out.tokenizer = tokenizer
+        elif tokenizer != out.tokenizer:     # units of two tokenizers are not one data set
+            key = next(x for x in TOKENIZER_KEYS if tokenizer.get(x) != out.tokenizer.get(x))
+            raise DataLayoutError(f"{shard / 'meta.json'}: preprocessing.{key} = {tokenizer.get(key)!r} but "
+                                  f"{out.shards[0] / 'meta.json'} has {out.tokenizer.get(key)!r}: the shards were "
+                                  "encoded differently")
+        skipped = meta.get("num_skipped", 0)
+        out.n_skipped += skipped if isinstance(skipped, int) else 0
+        eos = int(pre["eos_token"])
         for row, seq in zip(rows, seqs):
             sid = row["id"]
             if sid in seen:

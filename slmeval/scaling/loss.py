@@ -115,7 +115,10 @@ def corpus_loss(lm, unit_seqs: Sequence[Sequence[int]], *, context_len: int = 1,
     owner: list[int] = []
     start = "none"
     for k, units in enumerate(unit_seqs):
-        tokens, start, n_head = sequence_tokens(units, lm, score_eos=eos_flags[k])
+        try:
+            tokens, start, n_head = sequence_tokens(units, lm, score_eos=eos_flags[k])
+        except LossInputError as err:
+            raise LossInputError(f"{ids[k]}: {err}") from None
         spans = rolling_windows(len(tokens), window or max(len(tokens) - 1, 1), context_len)
         for s, e, n in spans:
             # Predictions of prefix tokens are not the model's loss on speech: only tokens from n_head count.
@@ -163,6 +166,7 @@ class HeldOut:
     units: list[list[int]]
     ended_with_eos: list[bool] | None = None
     notes: list[str] = field(default_factory=list)
+    tokenizer: dict | None = None      # how the data was encoded, when it says (a shard's meta.json preprocessing)
 
     def score_eos(self, flag: bool | None) -> bool | list[bool]:
         """--score-eos / --no-score-eos, or by default the data's own: its stored EOS is scored, as
@@ -212,7 +216,7 @@ def read_packed_held_out(data: Path, *, verify_checksums: bool = True) -> HeldOu
         raise LossInputError(str(err)) from None
     notes = [f"{data}: {packed.n_skipped} record(s) the encoder could not encode are not in the shard(s) "
              "(skips.jsonl)"] if packed.n_skipped else []
-    return HeldOut(packed.ids, packed.units, packed.ended_with_eos, notes)
+    return HeldOut(packed.ids, packed.units, packed.ended_with_eos, notes, packed.tokenizer)
 
 
 def load_held_out(data: Path, *, tokenizer, cache_dir: Path | None, use_cache: bool,
