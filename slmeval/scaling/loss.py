@@ -105,6 +105,8 @@ def corpus_loss(lm, unit_seqs: Sequence[Sequence[int]], *, context_len: int = 1,
     if average not in AVERAGES:
         raise LossInputError(f"average {average!r}: expected one of {', '.join(AVERAGES)}")
     n_seq = len(unit_seqs)
+    if not n_seq:
+        raise LossInputError("nothing to score: the held-out set holds no sequences")
     ids = [str(i) for i in range(n_seq)] if ids is None else list(ids)
     eos_flags = [bool(score_eos)] * n_seq if isinstance(score_eos, bool) else [bool(f) for f in score_eos]
     if len(ids) != n_seq or len(eos_flags) != n_seq:
