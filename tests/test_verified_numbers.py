@@ -161,24 +161,40 @@ def test_build_refuses_a_stored_submission_edited_afterwards(real_run, board, tm
             (stored / name).write_bytes(data)
 
     _edit_results(stored, lambda r: r["results"][TASK].update(acc=0.99))
-    with pytest.raises(SubmissionError, match=r"results\.json: sha256 differs from the one recorded"):
+    with pytest.raises(SubmissionError, match=r"differs from what was accepted on .*: results\.json \(edited\)"):
         build_site(board, tmp_path / "site")
     restore()
     samples = _samples(stored)
     samples[0]["meta"] = {"note": "edited"}
     _write_samples(stored, samples)
-    with pytest.raises(SubmissionError, match=rf"samples_{TASK}\.jsonl: sha256 differs"):
+    with pytest.raises(SubmissionError, match=rf"samples_{TASK}\.jsonl \(edited\)"):
         build_site(board, tmp_path / "site")
     res = CliRunner().invoke(app, ["leaderboard", "build", "--out", str(tmp_path / "site"), "--board", str(board.root)])
-    assert res.exit_code == 2 and "sha256 differs" in res.output
-    # Even with the recorded sha256 updated to match the edit, the numbers must still follow.
+    assert res.exit_code == 2 and "Accepted files are frozen" in res.output
+    # Behind the ledger, the folder's own checks still hold: with the ledger removed from the way (its
+    # record of this folder rewritten too), a recorded sha256 that no longer matches, and numbers that do
+    # not follow, are each still refused.
     restore()
     _edit_results(stored, lambda r: r["results"][TASK].update(acc=0.99))
+    _rewrite_ledger(board, stored)
+    with pytest.raises(SubmissionError, match=r"results\.json: sha256 differs from the one recorded"):
+        build_site(board, tmp_path / "site")
     meta = json.loads((stored / "submission.json").read_text())
     meta["files"]["results.json"] = hashlib.sha256((stored / "results.json").read_bytes()).hexdigest()
     (stored / "submission.json").write_text(json.dumps(meta))
+    _rewrite_ledger(board, stored)
     with pytest.raises(SubmissionError, match=r"(?s)refused: .*acc = 0\.99 but the samples give"):
         build_site(board, tmp_path / "site")
+
+
+def _rewrite_ledger(board: Board, folder: Path) -> None:
+    """What only someone who rewrites the board's ledger too can do: record the folder as it is now."""
+    from slmeval.leaderboard.ledger import ACCEPTED, Ledger, folder_hashes
+
+    (board.root / "ledger.jsonl").unlink()
+    meta = json.loads((folder / "submission.json").read_text())
+    Ledger.read(board.root).append(ACCEPTED, folder.name, name=meta["name"], results_sha256=meta["results_sha256"],
+                                   files=folder_hashes(folder))
 
 
 def test_check_fails_on_a_run_whose_numbers_do_not_follow(real_run, tmp_path):

@@ -7,6 +7,8 @@ Layout of a board (default ./leaderboard):
     submissions/<slug>/results.json      the submitted file, byte for byte
     submissions/<slug>/samples_<task>.jsonl  its samples, byte for byte (every number is re-derived from them)
     submissions/<slug>/submission.json   name, params/tokens/compute, sha256 of every file, data status
+    ledger.jsonl                  append-only, hash-chained record of every acceptance and reproduction,
+                                  with the sha256 of every file of each accepted folder (ledger.py)
 
 Submitted files are only ever parsed as JSON; nothing read from them is executed or imported.
 """
@@ -27,6 +29,8 @@ import jsonschema
 from slmeval.io import default_mode, ensure_inside, safe_name, write_json
 from slmeval.check.runs import RunError, parse_json_strict
 from slmeval.leaderboard import evidence
+from slmeval.leaderboard.ledger import ACCEPTED, Ledger, LedgerError, folder_hashes
+from slmeval.leaderboard.registered import config_problems, registered_tasks
 from slmeval.leaderboard.quantities import Quantity, parse_quantity, training_compute
 
 MAX_SUBMISSION_BYTES = 16 * 2**20
@@ -44,6 +48,7 @@ class Submission:
     directory: Path
     meta: dict       # submission.json
     results: dict    # results.json
+    reproduction: dict | None = None   # the ledger's latest reproduction of this very results.json, if any
 
 
 @dataclass
@@ -86,20 +91,41 @@ class Board:
             raise SubmissionError(f"{self.official_path}: field 'tasks' must be an object of task -> hashes")
         return tasks
 
+    def ledger(self) -> Ledger:
+        try:
+            return Ledger.read(self.root)
+        except LedgerError as exc:
+            raise SubmissionError(str(exc)) from None
+
     def submissions(self) -> list[Submission]:
+        """Every accepted submission, each re-checked in full: its folder byte for byte as the ledger recorded
+        it at acceptance (submission.json included), its name, its task configs against the registered
+        tasks, and every number against its samples."""
+        ledger = self.ledger()
+        try:
+            ledger.check_folders(self.submissions_dir)
+        except LedgerError as exc:
+            raise SubmissionError(str(exc)) from None
         out = []
         if not self.submissions_dir.is_dir():
             return out
+        registry = registered_tasks()
         for directory in sorted(p for p in self.submissions_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
             meta = self._read_json(directory / "submission.json")
             results = self._read_json(directory / "results.json")
             validate_results(results, self.schema(), source=str(directory / "results.json"))
             try:   # stored files unchanged since acceptance, and every number still follows from them
+                name = meta.get("name")
+                if not isinstance(name, str) or clean_name(name) != name:
+                    raise SubmissionError(f"submission.json: name {name!r} is not a name `add` accepts as is")
+                problems = config_problems(results, registry)
+                if problems:
+                    raise SubmissionError("; ".join(problems))
                 samples = evidence.check_stored(directory, meta, results)
                 evidence.rederive(results, samples, directory, source=str(directory))
             except (evidence.EvidenceError, ValueError) as exc:
                 raise SubmissionError(f"stored submission {directory.name} refused: {exc}") from None
-            out.append(Submission(directory, meta, results))
+            out.append(Submission(directory, meta, results, ledger.reproduction(directory.name, meta["results_sha256"])))
         return out
 
 
@@ -206,6 +232,10 @@ def add_submission(board: Board, results_path: Path, name: str, *, params: str |
         evidence.rederive(results, samples, results_path.parent, source=str(results_path))
     except (evidence.EvidenceError, ValueError) as exc:
         raise SubmissionError(str(exc)) from None
+    problems = config_problems(results, registered_tasks())
+    if problems:
+        raise SubmissionError(f"{results_path}: task configs differ from the tasks this board registers:\n  "
+                              + "\n  ".join(problems))
     name = clean_name(name)
     n, d, c = _count("--params", params), _count("--tokens", tokens), _count("--compute", compute)
     derived = training_compute(n, d)
@@ -236,6 +266,7 @@ def add_submission(board: Board, results_path: Path, name: str, *, params: str |
         "files": evidence.file_hashes(raw, samples),
         "data_status_at_submission": status,
     }
+    ledger = board.ledger()       # a broken ledger stops the submission before anything is written
     board.submissions_dir.mkdir(parents=True, exist_ok=True)
     final = ensure_inside(safe_name(slug_for(name), "submission folder"), board.submissions_dir, "submission folder")
     staging = Path(tempfile.mkdtemp(dir=board.submissions_dir, prefix=".incoming-"))
@@ -249,6 +280,12 @@ def add_submission(board: Board, results_path: Path, name: str, *, params: str |
     except OSError as exc:
         shutil.rmtree(staging, ignore_errors=True)
         raise SubmissionError(f"{final}: cannot store the submission ({exc.strerror})") from None
+    try:   # accepted = recorded: the folder's every file, submission.json included, in the ledger
+        ledger.append(ACCEPTED, final.name, name=name, results_sha256=meta["results_sha256"],
+                      files=folder_hashes(final))
+    except OSError as exc:
+        shutil.rmtree(final, ignore_errors=True)   # never a folder the ledger does not know
+        raise SubmissionError(f"{ledger.path}: cannot record the submission ({exc.strerror})") from None
     return Submission(final, meta, results)
 
 
