@@ -115,9 +115,7 @@ class Board:
             results = self._read_json(directory / "results.json")
             validate_results(results, self.schema(), source=str(directory / "results.json"))
             try:   # stored files unchanged since acceptance, and every number still follows from them
-                name = meta.get("name")
-                if not isinstance(name, str) or clean_name(name) != name:
-                    raise SubmissionError(f"submission.json: name {name!r} is not a name `add` accepts as is")
+                _check_stored_name(meta.get("name"))
                 problems = config_problems(results, registry)
                 if problems:
                     raise SubmissionError("; ".join(problems))
@@ -189,6 +187,17 @@ def clean_name(name: str) -> str:
     if any(unicodedata.category(ch) in ("Cc", "Cf") for ch in name):
         raise SubmissionError("--name: must not contain control or format characters")
     return name
+
+
+def _check_stored_name(name: object) -> None:
+    """A stored name is shown as is: it must be one `add` would accept unchanged."""
+    try:
+        ok = isinstance(name, str) and clean_name(name) == name
+    except SubmissionError as exc:
+        raise SubmissionError(f"submission.json: name {name!r} is not a name `add` accepts as is "
+                              f"({str(exc).removeprefix('--name: ')})") from None
+    if not ok:
+        raise SubmissionError(f"submission.json: name {name!r} is not a name `add` accepts as is")
 
 
 def slug_for(name: str) -> str:
