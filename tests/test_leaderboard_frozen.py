@@ -90,6 +90,8 @@ def test_the_61_67_to_100_forgery_is_refused_by_add_and_check(board, run, tmp_pa
     assert res.exit_code == 2 and message in res.output and "significant gain" not in res.output
     res = _cli("check", "--results", str(run), "--baseline", str(forged))   # nor can it serve as a baseline
     assert res.exit_code == 2 and "BASELINE run" in res.output
+    res = _cli("leaderboard", "pin-hashes", str(forged), "--board", str(board.root))   # nor pin the task data
+    assert res.exit_code == 2 and message in res.output and "nothing pinned" in res.output
 
 
 def _accept(board: Board, run: Path, name: str = "demo 61.67") -> Path:
@@ -214,3 +216,21 @@ def test_ledger_edits_and_unrecorded_folders_are_refused(board, run, tmp_path):
     shutil.rmtree(stored)
     res = _build(board, tmp_path)
     assert res.exit_code == 2 and "are missing (the ledger records them" in res.output
+
+
+def test_pins_edited_by_hand_are_refused(board, run, tmp_path):
+    """official_tasks.json decides "official data" on the page: once pinned, only pin-hashes changes it."""
+    _accept(board, run)
+    res = _cli("leaderboard", "pin-hashes", str(run), "--board", str(board.root))
+    assert res.exit_code == 0, res.output
+    assert [r["event"] for r in Ledger.read(board.root).records] == ["accepted", "pinned"]
+    build_site(board, tmp_path / "site")
+    (row,) = [e for e in _json(tmp_path / "site" / "leaderboard.json")["entries"] if e["kind"] == "consistent"]
+    assert row["data_status"] == "official data"
+    document = _json(board.official_path)
+    document["tasks"]["sstorycloze"]["items_sha256"] = "ab" * 32
+    _write(board.official_path, document)
+    res = _build(board, tmp_path)
+    assert res.exit_code == 2 and "official_tasks.json: differs from the file `pin-hashes` wrote" in res.output
+    res = _cli("leaderboard", "pin-hashes", str(run), "--force", "--board", str(board.root))
+    assert res.exit_code == 2 and "never by hand" in res.output

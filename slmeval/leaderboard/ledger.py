@@ -27,6 +27,7 @@ LEDGER_NAME = "ledger.jsonl"
 GENESIS = "0" * 64
 ACCEPTED = "accepted"
 REPRODUCED = "reproduced"
+PINNED = "pinned"           # official_tasks.json rewritten by `pin-hashes` (slug: that file's name)
 MAX_LEDGER_BYTES = 64 * 2**20
 
 
@@ -87,7 +88,7 @@ class Ledger:
                 raise LedgerError(f"{where}: the chain is broken (seq {record.get('seq')!r}, prev "
                                   f"{str(record.get('prev'))[:12]}... but the line before hashes to {head[:12]}...): "
                                   "a ledger line was changed, removed or reordered")
-            if record.get("event") not in (ACCEPTED, REPRODUCED) or not isinstance(record.get("slug"), str):
+            if record.get("event") not in (ACCEPTED, REPRODUCED, PINNED) or not isinstance(record.get("slug"), str):
                 raise LedgerError(f"{where}: unknown event {record.get('event')!r}")
             records.append(record)
             head = line_hash(line)
@@ -123,6 +124,20 @@ class Ledger:
                     and record.get("results_sha256") == results_sha256):
                 found = record
         return found
+
+    def check_pins(self, official_path: Path) -> None:
+        """official_tasks.json (which decides "official data" on the page) is the file the last `pin-hashes`
+        wrote, once any was recorded; a board never pinned ships the repository's file."""
+        pins = [r for r in self.records if r["event"] == PINNED]
+        if not pins:
+            return
+        try:
+            actual = hashlib.sha256(official_path.read_bytes()).hexdigest()
+        except OSError as exc:
+            raise LedgerError(f"{official_path}: cannot read ({exc.strerror})") from None
+        if actual != pins[-1].get("sha256"):
+            raise LedgerError(f"{official_path}: differs from the file `pin-hashes` wrote on {pins[-1]['at']} "
+                              "(pins are changed with `slmeval leaderboard pin-hashes`, never by hand)")
 
     def check_folders(self, submissions_dir: Path) -> None:
         """Every folder was accepted and is byte for byte what was accepted; every accepted folder is there."""

@@ -29,7 +29,7 @@ import jsonschema
 from slmeval.io import default_mode, ensure_inside, safe_name, write_json
 from slmeval.check.runs import RunError, parse_json_strict
 from slmeval.leaderboard import evidence
-from slmeval.leaderboard.ledger import ACCEPTED, Ledger, LedgerError, folder_hashes
+from slmeval.leaderboard.ledger import ACCEPTED, PINNED, Ledger, LedgerError, folder_hashes
 from slmeval.leaderboard.registered import config_problems, registered_tasks
 from slmeval.leaderboard.quantities import Quantity, parse_quantity, training_compute
 
@@ -103,6 +103,7 @@ class Board:
         tasks, and every number against its samples."""
         ledger = self.ledger()
         try:
+            ledger.check_pins(self.official_path)
             ledger.check_folders(self.submissions_dir)
         except LedgerError as exc:
             raise SubmissionError(str(exc)) from None
@@ -311,6 +312,11 @@ def pin_hashes(board: Board, results_path: Path, tasks: list[str] | None = None,
                           source=str(results_path))
     except (evidence.EvidenceError, ValueError) as exc:
         raise SubmissionError(f"{exc} (nothing pinned)") from None
+    ledger = board.ledger()
+    try:
+        ledger.check_pins(board.official_path)     # a hand-edited pin file is not the base of a new pin
+    except LedgerError as exc:
+        raise SubmissionError(str(exc)) from None
     document = board._read_json(board.official_path)
     pinned = document.setdefault("tasks", {})
     chosen = tasks or sorted(results["results"])
@@ -328,4 +334,6 @@ def pin_hashes(board: Board, results_path: Path, tasks: list[str] | None = None,
         pinned[task] = new_pin
         changes[task] = new_pin
     write_json(board.official_path, document)
+    ledger.append(PINNED, board.official_path.name, tasks=sorted(changes),
+                  sha256=hashlib.sha256(board.official_path.read_bytes()).hexdigest())
     return changes
