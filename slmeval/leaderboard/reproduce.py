@@ -40,7 +40,7 @@ def find_entry(board: Board, entry: str) -> Submission:
     """A submission by folder name (slug) or by its shown name (case-insensitive)."""
     submissions = board.submissions()     # each re-checked in full: ledger, hashes, numbers
     for sub in submissions:
-        if entry in (sub.directory.name,) or str(sub.meta.get("name", "")).casefold() == entry.casefold():
+        if entry == sub.directory.name or str(sub.meta.get("name", "")).casefold() == entry.casefold():
             return sub
     known = ", ".join(sorted(s.directory.name for s in submissions)) or "none"
     raise SubmissionError(f"ENTRY {entry!r}: no accepted submission has that folder name or name (accepted: {known})")
@@ -87,10 +87,13 @@ def _compare(sub: Submission, new: dict, new_dir: Path, official: dict[str, dict
     if new["provenance"]["model_sha256"] != old["provenance"]["model_sha256"]:
         diffs.append(f"model: the files loaded hash to {new['provenance']['model_sha256'][:12]}..., the submission "
                      f"records {old['provenance']['model_sha256'][:12]}... (not the submitted model)")
-    for key in ("protocol", "tokenizer"):
-        if new["config"].get(key) != old["config"].get(key):
-            diffs.append(f"config.{key}: the re-run used {new['config'].get(key)!r}, the submission records "
-                         f"{old['config'].get(key)!r}")
+    recorded = old["config"]["protocol"]    # fields added to Protocol later are absent from older runs
+    used = {k: new["config"]["protocol"].get(k) for k in recorded}
+    if used != recorded:
+        diffs.append(f"config.protocol: the re-run used {used!r}, the submission records {recorded!r}")
+    if new["config"].get("tokenizer") != old["config"].get("tokenizer"):
+        diffs.append(f"config.tokenizer: the re-run used {new['config'].get('tokenizer')!r}, the submission "
+                     f"records {old['config'].get('tokenizer')!r}")
     n_items = 0
     for task in sorted(old["results"]):
         if str(new["versions"][task]) != str(old["versions"][task]):
