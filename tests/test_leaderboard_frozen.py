@@ -234,3 +234,15 @@ def test_pins_edited_by_hand_are_refused(board, run, tmp_path):
     assert res.exit_code == 2 and "official_tasks.json: differs from the file `pin-hashes` wrote" in res.output
     res = _cli("leaderboard", "pin-hashes", str(run), "--force", "--board", str(board.root))
     assert res.exit_code == 2 and "never by hand" in res.output
+
+
+def test_two_appends_at_once_never_lose_a_line(board, run):
+    """Two commands that read the ledger before either wrote: the second stops instead of dropping the first."""
+    from slmeval.leaderboard.ledger import LedgerError
+
+    stored = _accept(board, run)
+    first, second = Ledger.read(board.root), Ledger.read(board.root)
+    first.append("reproduced", stored.name, results_sha256="x")
+    with pytest.raises(LedgerError, match="changed while this command ran .* run it again"):
+        second.append("reproduced", stored.name, results_sha256="y")
+    assert [r["event"] for r in Ledger.read(board.root).records] == ["accepted", "reproduced"]

@@ -14,6 +14,7 @@ head published earlier (a commit, a release note). The ledger is not signed with
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 from dataclasses import dataclass
@@ -95,11 +96,17 @@ class Ledger:
         return cls(path, records, head)
 
     def append(self, event: str, slug: str, **fields: object) -> dict:
-        """Add one record (the file is rewritten atomically with the earlier lines unchanged)."""
+        """Add one record (the file is rewritten atomically with the earlier lines unchanged). Two commands
+        appending at once: the second finds the ledger changed under its lock and stops (run it again)."""
         record = {"seq": len(self.records) + 1, "prev": self.head, "event": event, "slug": slug,
                   "at": datetime.now(timezone.utc).isoformat(timespec="seconds"), **fields}
         lines = [_line(r) for r in self.records] + [_line(record)]
-        atomic_write_text(self.path, "".join(line + "\n" for line in lines))
+        with open(self.path.with_name(self.path.name + ".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if Ledger.read(self.path.parent).head != self.head:
+                raise LedgerError(f"{self.path}: changed while this command ran (another add, reproduce or "
+                                  "pin-hashes); nothing was recorded: run it again")
+            atomic_write_text(self.path, "".join(line + "\n" for line in lines))
         self.records.append(record)
         self.head = line_hash(lines[-1])
         return record

@@ -293,9 +293,9 @@ def add_submission(board: Board, results_path: Path, name: str, *, params: str |
     try:   # accepted = recorded: the folder's every file, submission.json included, in the ledger
         ledger.append(ACCEPTED, final.name, name=name, results_sha256=meta["results_sha256"],
                       files=folder_hashes(final))
-    except OSError as exc:
+    except (OSError, LedgerError) as exc:
         shutil.rmtree(final, ignore_errors=True)   # never a folder the ledger does not know
-        raise SubmissionError(f"{ledger.path}: cannot record the submission ({exc.strerror})") from None
+        raise SubmissionError(f"{ledger.path}: cannot record the submission ({exc})") from None
     return Submission(final, meta, results)
 
 
@@ -334,6 +334,10 @@ def pin_hashes(board: Board, results_path: Path, tasks: list[str] | None = None,
         pinned[task] = new_pin
         changes[task] = new_pin
     write_json(board.official_path, document)
-    ledger.append(PINNED, board.official_path.name, tasks=sorted(changes),
-                  sha256=hashlib.sha256(board.official_path.read_bytes()).hexdigest())
+    try:
+        ledger.append(PINNED, board.official_path.name, tasks=sorted(changes),
+                      sha256=hashlib.sha256(board.official_path.read_bytes()).hexdigest())
+    except (OSError, LedgerError) as exc:
+        raise SubmissionError(f"{board.official_path} written but not recorded in the ledger ({exc}); run "
+                              "pin-hashes again with --force") from None
     return changes
