@@ -104,6 +104,8 @@ def test_a_local_model_is_reproduced_shown_and_reported_by_check(board, local_ru
     assert "NEW run: consistent (its numbers follow from its samples); not an entry of the board" in res.output
     res = _cli("check", "--results", str(other), "--baseline", str(local_run))
     assert "BASELINE run: consistent" in res.output and "not looked up on a board (--board)" in res.output
+    res = _cli("check", "--results", str(other), "--baseline", str(local_run), "--board", str(tmp_path / "nope"))
+    assert res.exit_code == 2 and "nope: not a leaderboard folder" in res.output
 
 
 def _forge_consistently(run: Path, dest: Path) -> tuple[Path, list[str]]:

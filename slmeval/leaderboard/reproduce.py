@@ -126,8 +126,8 @@ def reproduce(board: Board, entry: str, *, model: str | None = None, tokenizer: 
     sub = find_entry(board, entry)
     config = sub.results["config"]
     if isinstance(config.get("protocol"), dict) and config["protocol"].get("name") == LM_EVAL:
-        raise SubmissionError(f"{sub.directory.name}: a text run (lm-eval's scoring) is reproduced with `slmeval text`, "
-                              "not here")
+        raise SubmissionError(f"{sub.directory.name}: a text run (lm-eval's scoring) is reproduced with "
+                              "`slmeval text`, not here")
     if config.get("tokenizer") is not None and tokenizer is None:
         raise SubmissionError(f"{sub.directory.name}: the run turned audio into units with the tokenizer "
                               f"{config['tokenizer']!r}; pass --tokenizer with the one you hold (its identity is "

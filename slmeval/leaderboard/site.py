@@ -160,7 +160,8 @@ def build_site(board: Board, out_dir: Path) -> list[Path]:
     official = board.official_tasks()
     entries = build_entries(board.submissions(), load_literature(board.literature_path), official)
     generated = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    outputs = {"index.html": render_page(entries, generated, board.ledger().head), "leaderboard.json": to_json(entries, generated) + "\n",
+    outputs = {"index.html": render_page(entries, generated, board.ledger().head),
+               "leaderboard.json": to_json(entries, generated) + "\n",
                "leaderboard.csv": to_csv(entries)}
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []

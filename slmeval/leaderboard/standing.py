@@ -15,6 +15,8 @@ from slmeval.leaderboard.ledger import Ledger, LedgerError
 def standing(results_path: Path, board: Path | None) -> str:
     if board is None:
         return "consistent (its numbers follow from its samples); not looked up on a board (--board), so not reproduced"
+    if not board.is_dir():
+        raise ValueError(f"--board {board}: not a leaderboard folder")
     try:
         ledger = Ledger.read(board)
     except LedgerError as exc:
@@ -24,6 +26,7 @@ def standing(results_path: Path, board: Path | None) -> str:
         if record.get("results_sha256") == digest:
             done = ledger.reproduction(slug, digest)
             if done:
-                return f"reproduced (board entry {slug}: re-run by the board on {done['at']}, every per-item credit matched)"
+                return (f"reproduced (board entry {slug}: re-run by the board on {done['at']}, every per-item "
+                        "credit matched)")
             return f"consistent (board entry {slug}, not reproduced)"
     return f"consistent (its numbers follow from its samples); not an entry of the board {board}, so not reproduced"

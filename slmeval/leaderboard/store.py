@@ -124,7 +124,8 @@ class Board:
                 evidence.rederive(results, samples, directory, source=str(directory))
             except (evidence.EvidenceError, ValueError) as exc:
                 raise SubmissionError(f"stored submission {directory.name} refused: {exc}") from None
-            out.append(Submission(directory, meta, results, ledger.reproduction(directory.name, str(meta.get("results_sha256")))))
+            reproduced = ledger.reproduction(directory.name, str(meta.get("results_sha256")))
+            out.append(Submission(directory, meta, results, reproduced))
         return out
 
 
