@@ -119,6 +119,31 @@ def _differences(recorded: dict, derived: dict, where: str) -> list[str]:
     return out
 
 
+def _finite(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _side_problem(s: dict, side: str, score_rule: str) -> str | None:
+    """What is wrong with one side's score fields, or None. The log-prob is always needed (a score is
+    re-derived from it); the count of scored tokens whenever the protocol averages (`mean`), and then it
+    must be a JSON integer >= 1 (123.0, 0, true are refused: each would make the check divide by
+    something no run counted)."""
+    if not _finite(s[f"{side}_score"]):
+        return f"{side}_score must be a finite number, got {s[f'{side}_score']!r}"
+    if f"{side}_logprob" not in s:
+        return f"{side}_logprob is missing: the score cannot be re-derived without it"
+    if not _finite(s[f"{side}_logprob"]):
+        return f"{side}_logprob must be a finite number, got {s[f'{side}_logprob']!r}"
+    n = s.get(f"{side}_n")
+    if f"{side}_n" not in s and score_rule != "mean":
+        return None      # a summed score needs no count (lm-eval's samples carry none)
+    if f"{side}_n" not in s:
+        return f"{side}_n is missing: a mean score cannot be re-derived without the number of scored tokens"
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        return f"{side}_n must be an integer >= 1 (the number of scored tokens), got {n!r}"
+    return None
+
+
 def _sample_problems(samples: list[dict], credit: Callable[[dict], float], score_rule: str, score_dtype: str,
                      where: str) -> list[str]:
     problems, seen = [], set()
@@ -136,16 +161,16 @@ def _sample_problems(samples: list[dict], credit: Callable[[dict], float], score
         seen.add(s["id"])
         scores = []
         for side in ("positive", "negative"):
-            score, logprob, n = s[f"{side}_score"], s.get(f"{side}_logprob"), s.get(f"{side}_n")
-            if not isinstance(score, (int, float)) or isinstance(score, bool) or not math.isfinite(score):
-                problems.append(f"{at}: {side}_score must be a finite number, got {score!r}")
+            side_problem = _side_problem(s, side, score_rule)
+            if side_problem:     # a field the re-derivation needs is missing or malformed: an error, never a skip
+                problems.append(f"{at} (id {s['id']!r}): {side_problem}")
                 break
+            score, logprob, n = s[f"{side}_score"], s[f"{side}_logprob"], s.get(f"{side}_n")
             scores.append(score)
-            if isinstance(logprob, (int, float)) and isinstance(n, int) and n > 0:
-                expected = sequence_score(logprob, n, score_rule, score_dtype)
-                if not math.isclose(score, expected, rel_tol=REL_TOL, abs_tol=ABS_TOL):
-                    problems.append(f"{at} (id {s['id']!r}): {side}_score {score!r} is not the {score_rule} "
-                                    f"of {side}_logprob over {side}_n ({expected!r})")
+            expected = sequence_score(logprob, n, score_rule, score_dtype) if score_rule == "mean" else logprob
+            if not math.isclose(score, expected, rel_tol=REL_TOL, abs_tol=ABS_TOL):
+                problems.append(f"{at} (id {s['id']!r}): {side}_score {score!r} is not the {score_rule} "
+                                f"of {side}_logprob over {side}_n ({expected!r})")
         if len(scores) == 2:
             expected_credit = credit(s)
             if not _same(s["correct"], expected_credit):
@@ -188,6 +213,26 @@ def task_problems(results: dict, task: str, samples: list[dict], where: str) -> 
     return problems
 
 
+def provenance_problems(results: dict) -> list[str]:
+    """Fields recorded twice must agree: the model hash (config.model_sha256, which a speech run's
+    evaluator always writes, vs provenance.model_sha256) and the Hub commit (config.hub vs
+    provenance.model_hub) — an edit of one copy alone is a forgery, not a provenance."""
+    config, prov = results.get("config") or {}, results.get("provenance") or {}
+    if not isinstance(config, dict) or not isinstance(prov, dict):
+        return ["config and provenance must be objects"]
+    problems = []
+    speech = not (isinstance(config.get("protocol"), dict) and config["protocol"].get("name") == LM_EVAL)
+    if speech and "model_sha256" not in config:
+        problems.append("config.model_sha256 is missing (a speech run records the model hash in config and "
+                        "provenance)")
+    elif "model_sha256" in config and config["model_sha256"] != prov.get("model_sha256"):
+        problems.append(f"config.model_sha256 {config['model_sha256']!r} differs from provenance.model_sha256 "
+                        f"{prov.get('model_sha256')!r}")
+    if "hub" in config and "model_hub" in prov and config["hub"] != prov["model_hub"]:
+        problems.append(f"config.hub {config['hub']!r} differs from provenance.model_hub {prov['model_hub']!r}")
+    return problems
+
+
 def verify_run(results: dict, samples: dict[str, list[dict]], *, source: str,
                sample_sources: dict[str, str] | None = None) -> None:
     """Raise VerificationError (naming `source` and listing the differences) unless every task's numbers
@@ -196,7 +241,7 @@ def verify_run(results: dict, samples: dict[str, list[dict]], *, source: str,
         credit_rule((results.get("config") or {}).get("protocol"), "")
     except VerificationError as err:
         raise VerificationError(f"{source}: {err}") from None
-    problems: list[str] = []
+    problems: list[str] = provenance_problems(results)
     for task in (results.get("results") or {}):
         where = (sample_sources or {}).get(task, f"samples_{task}.jsonl")
         if task not in samples:

@@ -84,7 +84,7 @@ def results_document(per_task: dict[str, list[dict]], *, model: str, model_sha25
         "results": results, "breakdowns": breakdowns,
         "configs": configs, "versions": {t: (versions or {}).get(t, 1) for t in per_task},
         "n_samples": {t: len(v) for t, v in per_task.items()},
-        "config": {"model": model, "model_args": {"dtype": "float32"},
+        "config": {"model": model, "model_args": {"dtype": "float32"}, "model_sha256": model_sha256,
                    "unit_mapping": {"offset": 4, "bos_id": 1, "eos_id": 2, "pad_id": 0},
                    "tokenizer": TOKENIZER, "protocol": PROTOCOL, "batch_size": 8, "device": "cpu",
                    "dtype": "float32", "logprob_backend": "torch"},

@@ -108,7 +108,11 @@ def test_injected_regression_fails_only_that_task(baseline, tmp_path: Path) -> N
     assert result.exit_code == 1
     errors = [line for line in result.output.splitlines() if line.startswith("::error ")]
     assert len(errors) == 1 and errors[0].startswith("::error title=slmeval check%3A mini_sstorycloze::")
-    assert sum(line.startswith("::notice ") for line in result.output.splitlines()) == 3
+    notices = [line for line in result.output.splitlines() if line.startswith("::notice ")]
+    assert sum(" run::" not in line for line in notices) == 3         # one per task that did not regress
+    assert [line.split("::")[1] for line in notices if " run::" in line] == [
+        "notice title=slmeval check%3A new run", "notice title=slmeval check%3A baseline run"]
+    assert all("consistent" in line and "not reproduced" in line for line in notices if " run::" in line)
 
     as_json = runner.invoke(app, ["check", "--results", str(new_dir), "--baseline", str(base_dir), "--format", "json",
                                   "--output", str(tmp_path / "report.json")])

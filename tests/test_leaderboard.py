@@ -233,8 +233,8 @@ def test_build_escapes_untrusted_text_and_exports_agree(board: Board, runs: dict
     exported = json.loads((tmp_path / "site" / "leaderboard.json").read_text())["entries"]
     literature = load_literature(board.literature_path)
     assert len(exported) == 2 * len(TASKS) + sum(len(r.scores) for r in literature)
-    assert {e["kind"] for e in exported} == {"verified", "reported"}
-    verified = [e for e in exported if e["kind"] == "verified"]
+    assert {e["kind"] for e in exported} == {"consistent", "reported"}
+    verified = [e for e in exported if e["kind"] == "consistent"]
     small = json.loads((runs["small"] / "results.json").read_text())["results"]
     for e in verified:
         if e["model"].startswith("<script>"):
@@ -242,7 +242,7 @@ def test_build_escapes_untrusted_text_and_exports_agree(board: Board, runs: dict
             assert e["compute"] == pytest.approx(6e17) and e["data_status"] == "unofficial data"
     rows = list(csv.DictReader(io.StringIO((tmp_path / "site" / "leaderboard.csv").read_text())))
     assert len(rows) == len(exported)
-    assert {r["model"] for r in rows if r["kind"] == "verified"} == {"<script>alert(1)</script> {{ 7*7 }}",
+    assert {r["model"] for r in rows if r["kind"] == "consistent"} == {"<script>alert(1)</script> {{ 7*7 }}",
                                                                     "'=HYPERLINK(\"http://x\")"}
     assert all(r["provenance"] for r in rows)
 
@@ -279,7 +279,7 @@ def test_mini_tasks_get_their_own_sections_and_compact_tokenizer(board: Board, r
     add_submission(board, runs["small"], "tiny", params="100M", tokens="1B")
     build_site(board, tmp_path / "site")
     exported = json.loads((tmp_path / "site" / "leaderboard.json").read_text())["entries"]
-    verified = {e["task"]: e for e in exported if e["kind"] == "verified"}
+    verified = {e["task"]: e for e in exported if e["kind"] == "consistent"}
     # each mini task is its own section, as its task file declares: never next to the papers' sBLIMP numbers
     assert {t: e["family"] for t, e in verified.items()} == {t: t for t in TASKS}
     assert verified["mini_sblimp"]["section_title"].startswith("mini-sBLIMP") and verified["mini_sblimp"]["mini"]

@@ -82,7 +82,7 @@ def test_console_check_catches_a_blocked_script(browser: Chromium, site: Path, t
 
 def test_hostile_names_render_as_text(browser: Chromium, page: str) -> None:
     assert browser.evaluate(page, "typeof window.__pwned") == "undefined"
-    names = browser.evaluate(page, "Array.from(document.querySelectorAll('#family-sblimp tbody tr.verified td:first-child'))"
+    names = browser.evaluate(page, "Array.from(document.querySelectorAll('#family-sblimp tbody tr.consistent td:first-child'))"
                                    ".map(function (td) { return td.textContent; })")
     assert sorted(names) == sorted([*HOSTILE, "Slam-repro"])
     assert browser.evaluate(page, "document.querySelectorAll('tbody img').length") == 0

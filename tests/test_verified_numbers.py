@@ -161,24 +161,40 @@ def test_build_refuses_a_stored_submission_edited_afterwards(real_run, board, tm
             (stored / name).write_bytes(data)
 
     _edit_results(stored, lambda r: r["results"][TASK].update(acc=0.99))
-    with pytest.raises(SubmissionError, match=r"results\.json: sha256 differs from the one recorded"):
+    with pytest.raises(SubmissionError, match=r"differs from what was accepted on .*: results\.json \(edited\)"):
         build_site(board, tmp_path / "site")
     restore()
     samples = _samples(stored)
     samples[0]["meta"] = {"note": "edited"}
     _write_samples(stored, samples)
-    with pytest.raises(SubmissionError, match=rf"samples_{TASK}\.jsonl: sha256 differs"):
+    with pytest.raises(SubmissionError, match=rf"samples_{TASK}\.jsonl \(edited\)"):
         build_site(board, tmp_path / "site")
     res = CliRunner().invoke(app, ["leaderboard", "build", "--out", str(tmp_path / "site"), "--board", str(board.root)])
-    assert res.exit_code == 2 and "sha256 differs" in res.output
-    # Even with the recorded sha256 updated to match the edit, the numbers must still follow.
+    assert res.exit_code == 2 and "Accepted files are frozen" in res.output
+    # Behind the ledger, the folder's own checks still hold: with the ledger removed from the way (its
+    # record of this folder rewritten too), a recorded sha256 that no longer matches, and numbers that do
+    # not follow, are each still refused.
     restore()
     _edit_results(stored, lambda r: r["results"][TASK].update(acc=0.99))
+    _rewrite_ledger(board, stored)
+    with pytest.raises(SubmissionError, match=r"results\.json: sha256 differs from the one recorded"):
+        build_site(board, tmp_path / "site")
     meta = json.loads((stored / "submission.json").read_text())
     meta["files"]["results.json"] = hashlib.sha256((stored / "results.json").read_bytes()).hexdigest()
     (stored / "submission.json").write_text(json.dumps(meta))
+    _rewrite_ledger(board, stored)
     with pytest.raises(SubmissionError, match=r"(?s)refused: .*acc = 0\.99 but the samples give"):
         build_site(board, tmp_path / "site")
+
+
+def _rewrite_ledger(board: Board, folder: Path) -> None:
+    """What only someone who rewrites the board's ledger too can do: record the folder as it is now."""
+    from slmeval.leaderboard.ledger import ACCEPTED, Ledger, folder_hashes
+
+    (board.root / "ledger.jsonl").unlink()
+    meta = json.loads((folder / "submission.json").read_text())
+    Ledger.read(board.root).append(ACCEPTED, folder.name, name=meta["name"], results_sha256=meta["results_sha256"],
+                                   files=folder_hashes(folder))
 
 
 def test_check_fails_on_a_run_whose_numbers_do_not_follow(real_run, tmp_path):
@@ -198,4 +214,56 @@ def test_verify_names_a_protocol_that_cannot_be_rebuilt(real_run):
     results = json.loads((real_run / "results.json").read_text())
     del results["config"]["protocol"]["tie_value"]
     with pytest.raises(VerificationError, match=r"run: config\.protocol lacks field\(s\) \['tie_value'\]"):
+        verify_run(results, {TASK: _samples(real_run)}, source="run")
+
+
+def _forge_all_correct(samples: list[dict], how: str) -> None:
+    """The audit's forgery: every wrong pair's positive score nudged above its negative and its credit set
+    to 1, with the fields that would expose the nudge deleted or made unusable."""
+    for s in samples:
+        if s["correct"] == 1.0:
+            continue
+        s["positive_score"] = s["negative_score"] + 0.1
+        s["correct"] = 1.0
+        if how == "deleted":
+            del s["positive_logprob"], s["negative_logprob"]
+        elif how == "deleted_n":
+            del s["positive_n"]
+        else:
+            s["positive_n"] = how          # 123.0, 0, True or "7": no count a run could have written
+
+
+@pytest.mark.parametrize("how,message", [
+    ("deleted", r"positive_logprob is missing: the score cannot be re-derived"),
+    ("deleted_n", r"positive_n is missing: a mean score cannot be re-derived"),
+    (123.0, r"positive_n must be an integer >= 1 \(the number of scored tokens\), got 123\.0"),
+    (0, r"positive_n must be an integer >= 1 .*got 0"),
+    (True, r"positive_n must be an integer >= 1 .*got True"),
+    ("7", r"positive_n must be an integer >= 1 .*got '7'"),
+])
+def test_a_forged_perfect_score_without_the_fields_that_expose_it_is_refused(real_run, board, tmp_path, how,
+                                                                            message):
+    run = _copy(real_run, tmp_path / "forged")
+    samples = _samples(run)
+    assert _reference_acc(samples) < 0.9                                 # the real run is far from perfect
+    _forge_all_correct(samples, how)
+    _write_samples(run, samples)
+    _edit_results(run, lambda r: r["results"][TASK].update(acc=1.0, acc_stderr=0.0))
+    with pytest.raises(VerificationError, match=message):
+        verify_run(json.loads((run / "results.json").read_text()), {TASK: samples}, source="run")
+    with pytest.raises(SubmissionError, match=message):
+        add_submission(board, run, "forged")
+    res = CliRunner().invoke(app, ["check", "--results", str(run), "--baseline", str(real_run)])
+    assert res.exit_code == 2 and "significant gain" not in res.output and "Traceback" not in res.output
+
+
+def test_a_model_hash_edited_in_one_place_only_is_refused(real_run):
+    results = json.loads((real_run / "results.json").read_text())
+    assert results["config"]["model_sha256"] == results["provenance"]["model_sha256"]
+    results["provenance"]["model_sha256"] = "ab" * 32
+    with pytest.raises(VerificationError, match=r"config\.model_sha256 '[0-9a-f]{64}' differs from "
+                                                r"provenance\.model_sha256 'abab"):
+        verify_run(results, {TASK: _samples(real_run)}, source="run")
+    del results["config"]["model_sha256"]
+    with pytest.raises(VerificationError, match=r"config\.model_sha256 is missing"):
         verify_run(results, {TASK: _samples(real_run)}, source="run")

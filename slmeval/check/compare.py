@@ -48,6 +48,7 @@ class CheckReport:
     tie_rule: str = TIE_RULE
     ci_method: str = CI_METHOD
     notes: list[str] = field(default_factory=list)
+    standing: dict[str, str] = field(default_factory=dict)   # {"new", "baseline"}: consistent or reproduced
 
     @property
     def passed(self) -> bool:

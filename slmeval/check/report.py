@@ -36,6 +36,8 @@ def render_table(report: CheckReport, console: Console | None = None) -> None:
             console.print(f"[yellow]warning[/] {t.task}: {warning}")
     for note in report.notes:
         console.print(f"note: {note}")
+    for label, phrase in report.standing.items():
+        console.print(f"{label.upper()} run: {phrase}", markup=False, soft_wrap=True)
     console.print(f"Ties: {report.tie_rule}. CI: {report.ci_method}.")
     console.print("[bold red]FAILED[/]: at least one task regressed" if not report.passed
                   else "[bold green]PASSED[/]: no task dropped significantly by more than the tolerance")
@@ -72,6 +74,8 @@ def render_github(report: CheckReport) -> str:
         lines.append(f"::{level} title={_escape_property('slmeval check: ' + t.task)}::{_escape_data(message)}")
     for note in report.notes:
         lines.append(f"::notice title=slmeval check::{_escape_data(note)}")
+    for label, phrase in report.standing.items():
+        lines.append(f"::notice title={_escape_property(f'slmeval check: {label} run')}::{_escape_data(phrase)}")
     return "\n".join(lines)
 
 
@@ -83,6 +87,8 @@ def step_summary_markdown(report: CheckReport) -> str:
             f"CI: {report.ci_method}.", "",
             "| task | n | baseline | new | delta points [CI] | lost/gained | p | verdict |",
             "|---|---:|---:|---:|---:|---:|---:|---|"]
+    rows[2:2] = [f"{label.upper()} run: {phrase}." for label, phrase in report.standing.items()] + \
+        ([""] if report.standing else [])
     for t in report.tasks:
         verdict = t.verdict.replace("|", "\\|")
         rows.append(f"| {t.task} | {t.n_items} | {100 * t.base_acc:.2f} | {100 * t.new_acc:.2f} | {_delta(t)} "

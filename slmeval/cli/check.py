@@ -28,6 +28,8 @@ def check(
     max_drop: float = typer.Option(0.5, "--max-drop", help="Tolerated accuracy drop in points (0-100 scale)."),
     fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help="table, json or github (annotations)."),
     output: Path = typer.Option(None, "--output", help="Also write the JSON report to this file."),
+    board: Path = typer.Option(None, "--board", help="A leaderboard folder: say whether each run is an entry the "
+                               "board reproduced, or only consistent."),
 ) -> None:
     """Pair two runs item by item and test each task for a significant accuracy drop."""
     from slmeval.check import RunError, compare_runs, load_run
@@ -36,8 +38,11 @@ def check(
 
     task_list = [t.strip() for t in tasks.split(",") if t.strip()] or None
     try:
-        report = compare_runs(load_run(results), load_run(baseline), tasks=task_list, alpha=alpha,
-                              max_drop=max_drop)
+        new_run, base_run = load_run(results), load_run(baseline)
+        report = compare_runs(new_run, base_run, tasks=task_list, alpha=alpha, max_drop=max_drop)
+        from slmeval.leaderboard.standing import standing
+        report.standing = {"new": standing(new_run.results_path, board),
+                           "baseline": standing(base_run.results_path, board)}
     except (RunError, ValueError) as exc:
         if fmt is OutputFormat.github:
             typer.echo(f"::error title=slmeval check refused::{str(exc).replace('%', '%25').replace(chr(10), '%0A')}")

@@ -1,7 +1,8 @@
-"""`slmeval leaderboard add | build | pin-hashes`: publish verified results next to reported ones."""
+"""`slmeval leaderboard add | build | pin-hashes | reproduce`: publish submitted runs next to reported ones."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -54,6 +55,7 @@ def build(
         fail(exc)
     for path in written:
         typer.echo(f"wrote {path}")
+    typer.echo(f"board ledger head {Board(board).ledger().head} (publish it: a ledger rewritten later has another)")
 
 
 @leaderboard_app.command("pin-hashes")
@@ -74,3 +76,36 @@ def pin(
     for task, pin_values in sorted(changes.items()):
         typer.echo(f"pinned {task}: items {pin_values['items_sha256'][:12]}..., data "
                    f"{pin_values['data_sha256'][:12]}..., version {pin_values['version']}")
+
+
+@leaderboard_app.command("reproduce")
+def reproduce_cmd(
+    entry: str = typer.Argument(..., help="An accepted submission: its folder name under submissions/ or its name."),
+    model: Optional[str] = typer.Option(None, "--model", help="A local folder with the submitted model's files "
+                                        "(default: the Hub id at the commit the run recorded)."),
+    tokenizer: Optional[str] = typer.Option(None, "--tokenizer", help="The unit tokenizer (as `slmeval run "
+                                            "--tokenizer`); its identity must equal the recorded one."),
+    include_path: Optional[list[Path]] = typer.Option(None, "--include-path", help="Extra folder of task files."),
+    data_root: Optional[Path] = typer.Option(None, "--data-root", help="Folder holding the benchmark data."),
+    device: str = typer.Option("cpu", "--device", help="Device to run the model on."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Keep the re-run's results and samples in this folder."),
+    board: Path = BOARD_OPTION,
+) -> None:
+    """Re-run a submission's model with its recorded protocol and mark it reproduced when every per-item credit
+    matches (exit 0); list the differences otherwise (exit 1)."""
+    from slmeval.leaderboard import Board, SubmissionError
+    from slmeval.leaderboard.reproduce import reproduce
+
+    try:
+        result = reproduce(Board(board), entry, model=model, tokenizer=tokenizer, include_path=include_path or [],
+                           data_root=data_root, device=device, output=out)
+    except (ValueError, OSError) as exc:     # SubmissionError, ModelError, TaskError...: one clear message
+        fail(exc)
+    if result.reproduced:
+        typer.echo(f"reproduced {result.slug}: all {result.n_items} per-item credits match ({result.model}); "
+                   f"recorded in the ledger as entry {result.record['seq']}")
+        return
+    typer.echo(f"NOT reproduced {result.slug} ({result.model}): {len(result.differences)} difference(s)")
+    for line in result.differences:
+        typer.echo(f"  {line}")
+    raise typer.Exit(1)

@@ -1,4 +1,8 @@
-"""One flat row per (model, task): verified rows from submissions, reported rows from papers.
+"""One flat row per (model, task): consistent rows from submissions, reported rows from papers.
+
+A submitted row is *consistent*: every number follows from its samples, which is all a file can prove.
+It is also *reproduced* when the board re-ran the model on the task data and every per-item credit
+matched (`slmeval leaderboard reproduce`, recorded in the board's ledger).
 
 These rows feed the page, the JSON export and the CSV export, so all three always agree.
 """
@@ -11,9 +15,10 @@ import re
 from dataclasses import asdict, dataclass, fields
 
 from slmeval.leaderboard.literature import SCORE_FAMILIES, ReportedRow
+from slmeval.leaderboard.registered import placement, registered_tasks
 from slmeval.leaderboard.store import Submission, data_status
 
-VERIFIED = "verified"
+CONSISTENT = "consistent"
 REPORTED = "reported"
 FAMILY_ORDER = ("sblimp", "sstorycloze", "tstorycloze")
 FAMILY_TITLES = {"sblimp": "sBLIMP", "sstorycloze": "sStoryCloze", "tstorycloze": "tStoryCloze"}
@@ -21,7 +26,7 @@ FAMILY_TITLES = {"sblimp": "sBLIMP", "sstorycloze": "sStoryCloze", "tstorycloze"
 
 @dataclass
 class Entry:
-    kind: str                   # "verified" (slmeval results.json) or "reported" (a paper's number)
+    kind: str                   # "consistent" (a submitted slmeval run) or "reported" (a paper's number)
     model: str
     family: str                 # the leaderboard section: its task file's `leaderboard.section`
     task: str
@@ -42,18 +47,7 @@ class Entry:
     section_title: str = ""     # the task file's `leaderboard.title`
     mini: bool = False          # bundled toy data: its own section, listed after the benchmarks
     tokenizer_identity: str = ""   # the full tokenizer identity (`tokenizer` is the compact form)
-
-
-def section_of(task: str, config: dict | None) -> tuple[str, str]:
-    """(section key, title) as the task file declares them (`leaderboard: {section, title}`). Results
-    written before task files declared a section get one section per task name: never a guess that
-    would put a mini task's numbers next to the benchmark's."""
-    board = (config or {}).get("leaderboard")
-    board = board if isinstance(board, dict) else {}
-    section = board.get("section")
-    key = section.strip() if isinstance(section, str) and section.strip() else task
-    title = board.get("title")
-    return key, title.strip() if isinstance(title, str) and title.strip() else FAMILY_TITLES.get(key, key)
+    reproduced: str = ""        # consistent rows the board re-ran with every credit equal: the ledger date
 
 
 def compact_tokenizer(identity: dict | None) -> str:
@@ -92,8 +86,9 @@ def _pct(value: object) -> float | None:
     return 100.0 * float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-def verified_entries(submission: Submission, official: dict[str, dict]) -> list[Entry]:
+def submitted_entries(submission: Submission, official: dict[str, dict], registry: dict) -> list[Entry]:
     results, meta = submission.results, submission.meta
+    reproduced = str(submission.reproduction["at"]) if submission.reproduction else ""
     provenance = results["provenance"]
     status = data_status(results, official)   # against today's pins, which may be newer than the submission
     prov = (f"slmeval {provenance['slmeval_version']}"
@@ -101,10 +96,10 @@ def verified_entries(submission: Submission, official: dict[str, dict]) -> list[
             + f", {provenance['date']}, model sha256 {provenance['model_sha256'][:12]}")
     rows = []
     for task, metrics in sorted(results["results"].items()):
-        config = results["configs"].get(task)
-        section, title = section_of(task, config)
+        # where a row is shown comes from the board's task registry, never from the submission's config
+        section, title, mini = placement(task, registry)
         rows.append(Entry(
-            kind=VERIFIED, model=str(meta.get("name", "")), family=section, task=task,
+            kind=CONSISTENT, model=str(meta.get("name", "")), family=section, task=task,
             acc=_pct(metrics["acc"]), acc_stderr=_pct(metrics.get("acc_stderr")),
             acc_macro=_pct(metrics.get("acc_macro")), n_pairs=metrics["n_pairs"],
             params=meta.get("params"), tokens=meta.get("tokens"), compute=meta.get("compute"),
@@ -112,8 +107,8 @@ def verified_entries(submission: Submission, official: dict[str, dict]) -> list[
             data_status=status[task]["status"], data_note=status[task]["reason"],
             protocol=_summary(results["config"].get("protocol")),
             tokenizer=compact_tokenizer(results["config"].get("tokenizer")),
-            provenance=prov, category="", section_title=title, mini=bool((config or {}).get("mini")),
-            tokenizer_identity=_summary(results["config"].get("tokenizer"))))
+            provenance=prov, category="", section_title=title, mini=mini,
+            tokenizer_identity=_summary(results["config"].get("tokenizer")), reproduced=reproduced))
     return rows
 
 
@@ -130,7 +125,8 @@ def reported_entries(row: ReportedRow) -> list[Entry]:
 
 def build_entries(submissions: list[Submission], literature: list[ReportedRow],
                   official: dict[str, dict]) -> list[Entry]:
-    rows = [e for s in submissions for e in verified_entries(s, official)]
+    registry = registered_tasks()
+    rows = [e for s in submissions for e in submitted_entries(s, official, registry)]
     rows += [e for r in literature for e in reported_entries(r)]
     return rows
 

@@ -46,7 +46,7 @@ CHAR_WIDTH, LABEL_HEIGHT = 6.2, 12.0   # approximate 11px sans-serif metrics for
 
 def place_labels(points: list[Point], width: float, height: float,
                  reserved: list[tuple[float, float, float, float]] = ()) -> None:
-    """Greedy label placement: verified points first, then larger models; a label that would overlap
+    """Greedy label placement: submitted (consistent) points first, then larger models; a label that would overlap
     another label or a marker, or leave the chart, is dropped (the point's tooltip still names it)."""
     boxes: list[tuple[float, float, float, float]] = [(p.x - p.r, p.y - p.r, p.x + p.r, p.y + p.r) for p in points]
     placed: list[tuple[float, float, float, float]] = list(reserved)   # e.g. the legend
@@ -58,7 +58,7 @@ def place_labels(points: list[Point], width: float, height: float,
         hits = lambda b: x0 < b[2] and b[0] < x1 and y0 < b[3] and b[1] < y1   # noqa: E731
         return not any(hits(b) for i, b in enumerate(boxes) if i != own) and not any(map(hits, placed))
 
-    order = sorted(range(len(points)), key=lambda i: (points[i].kind != "verified", -points[i].r))
+    order = sorted(range(len(points)), key=lambda i: (points[i].kind == "reported", -points[i].r))
     for i in order:
         p = points[i]
         w = CHAR_WIDTH * len(p.label)
@@ -130,7 +130,7 @@ def _csp_hash(text: str) -> str:
     return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode("ascii") + "'"
 
 
-def render_page(entries: list[Entry], generated: str) -> str:
+def render_page(entries: list[Entry], generated: str, ledger_head: str = "") -> str:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(ASSETS), autoescape=True,
                              undefined=jinja2.StrictUndefined)
     script = (ASSETS / "sort.js").read_text(encoding="utf-8")
@@ -148,7 +148,8 @@ def render_page(entries: list[Entry], generated: str) -> str:
            f"img-src 'none'; base-uri 'none'; form-action 'none'")
     return env.get_template("leaderboard.html.j2").render(
         sections=sections, generated=generated, csp=csp, fmt_count=format_count, REPORTED=REPORTED,
-        n_verified=len({e.model for e in entries if e.kind != REPORTED}),
+        n_consistent=len({e.model for e in entries if e.kind != REPORTED}),
+        n_reproduced=len({e.model for e in entries if e.kind != REPORTED and e.reproduced}), ledger_head=ledger_head,
         n_reported=len({(e.model, e.provenance) for e in entries if e.kind == REPORTED}),
         # Our own constant files, not submitted text: inserted verbatim so their CSP hashes match.
         script=Markup(script), style=Markup(style))
@@ -159,7 +160,8 @@ def build_site(board: Board, out_dir: Path) -> list[Path]:
     official = board.official_tasks()
     entries = build_entries(board.submissions(), load_literature(board.literature_path), official)
     generated = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    outputs = {"index.html": render_page(entries, generated), "leaderboard.json": to_json(entries, generated) + "\n",
+    outputs = {"index.html": render_page(entries, generated, board.ledger().head),
+               "leaderboard.json": to_json(entries, generated) + "\n",
                "leaderboard.csv": to_csv(entries)}
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []

@@ -7,6 +7,8 @@ Layout of a board (default ./leaderboard):
     submissions/<slug>/results.json      the submitted file, byte for byte
     submissions/<slug>/samples_<task>.jsonl  its samples, byte for byte (every number is re-derived from them)
     submissions/<slug>/submission.json   name, params/tokens/compute, sha256 of every file, data status
+    ledger.jsonl                  append-only, hash-chained record of every acceptance and reproduction,
+                                  with the sha256 of every file of each accepted folder (ledger.py)
 
 Submitted files are only ever parsed as JSON; nothing read from them is executed or imported.
 """
@@ -27,6 +29,8 @@ import jsonschema
 from slmeval.io import default_mode, ensure_inside, safe_name, write_json
 from slmeval.check.runs import RunError, parse_json_strict
 from slmeval.leaderboard import evidence
+from slmeval.leaderboard.ledger import ACCEPTED, PINNED, Ledger, LedgerError, folder_hashes
+from slmeval.leaderboard.registered import config_problems, registered_tasks
 from slmeval.leaderboard.quantities import Quantity, parse_quantity, training_compute
 
 MAX_SUBMISSION_BYTES = 16 * 2**20
@@ -44,6 +48,7 @@ class Submission:
     directory: Path
     meta: dict       # submission.json
     results: dict    # results.json
+    reproduction: dict | None = None   # the ledger's latest reproduction of this very results.json, if any
 
 
 @dataclass
@@ -86,20 +91,41 @@ class Board:
             raise SubmissionError(f"{self.official_path}: field 'tasks' must be an object of task -> hashes")
         return tasks
 
+    def ledger(self) -> Ledger:
+        try:
+            return Ledger.read(self.root)
+        except LedgerError as exc:
+            raise SubmissionError(str(exc)) from None
+
     def submissions(self) -> list[Submission]:
+        """Every accepted submission, each re-checked in full: its folder byte for byte as the ledger recorded
+        it at acceptance (submission.json included), its name, its task configs against the registered
+        tasks, and every number against its samples."""
+        ledger = self.ledger()
+        try:
+            ledger.check_pins(self.official_path)
+            ledger.check_folders(self.submissions_dir)
+        except LedgerError as exc:
+            raise SubmissionError(str(exc)) from None
         out = []
         if not self.submissions_dir.is_dir():
             return out
+        registry = registered_tasks()
         for directory in sorted(p for p in self.submissions_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
             meta = self._read_json(directory / "submission.json")
             results = self._read_json(directory / "results.json")
             validate_results(results, self.schema(), source=str(directory / "results.json"))
             try:   # stored files unchanged since acceptance, and every number still follows from them
+                _check_stored_name(meta.get("name"))
+                problems = config_problems(results, registry)
+                if problems:
+                    raise SubmissionError("; ".join(problems))
                 samples = evidence.check_stored(directory, meta, results)
                 evidence.rederive(results, samples, directory, source=str(directory))
             except (evidence.EvidenceError, ValueError) as exc:
                 raise SubmissionError(f"stored submission {directory.name} refused: {exc}") from None
-            out.append(Submission(directory, meta, results))
+            reproduced = ledger.reproduction(directory.name, str(meta.get("results_sha256")))
+            out.append(Submission(directory, meta, results, reproduced))
         return out
 
 
@@ -165,6 +191,17 @@ def clean_name(name: str) -> str:
     return name
 
 
+def _check_stored_name(name: object) -> None:
+    """A stored name is shown as is: it must be one `add` would accept unchanged."""
+    try:
+        ok = isinstance(name, str) and clean_name(name) == name
+    except SubmissionError as exc:
+        raise SubmissionError(f"submission.json: name {name!r} is not a name `add` accepts as is "
+                              f"({str(exc).removeprefix('--name: ')})") from None
+    if not ok:
+        raise SubmissionError(f"submission.json: name {name!r} is not a name `add` accepts as is")
+
+
 def slug_for(name: str) -> str:
     readable = re.sub(r"[^a-z0-9]+", "-", name.casefold()).strip("-")[:60] or "model"
     return f"{readable}-{hashlib.sha256(name.encode('utf-8')).hexdigest()[:8]}"
@@ -206,6 +243,10 @@ def add_submission(board: Board, results_path: Path, name: str, *, params: str |
         evidence.rederive(results, samples, results_path.parent, source=str(results_path))
     except (evidence.EvidenceError, ValueError) as exc:
         raise SubmissionError(str(exc)) from None
+    problems = config_problems(results, registered_tasks())
+    if problems:
+        raise SubmissionError(f"{results_path}: task configs differ from the tasks this board registers:\n  "
+                              + "\n  ".join(problems))
     name = clean_name(name)
     n, d, c = _count("--params", params), _count("--tokens", tokens), _count("--compute", compute)
     derived = training_compute(n, d)
@@ -236,6 +277,7 @@ def add_submission(board: Board, results_path: Path, name: str, *, params: str |
         "files": evidence.file_hashes(raw, samples),
         "data_status_at_submission": status,
     }
+    ledger = board.ledger()       # a broken ledger stops the submission before anything is written
     board.submissions_dir.mkdir(parents=True, exist_ok=True)
     final = ensure_inside(safe_name(slug_for(name), "submission folder"), board.submissions_dir, "submission folder")
     staging = Path(tempfile.mkdtemp(dir=board.submissions_dir, prefix=".incoming-"))
@@ -249,6 +291,12 @@ def add_submission(board: Board, results_path: Path, name: str, *, params: str |
     except OSError as exc:
         shutil.rmtree(staging, ignore_errors=True)
         raise SubmissionError(f"{final}: cannot store the submission ({exc.strerror})") from None
+    try:   # accepted = recorded: the folder's every file, submission.json included, in the ledger
+        ledger.append(ACCEPTED, final.name, name=name, results_sha256=meta["results_sha256"],
+                      files=folder_hashes(final))
+    except (OSError, LedgerError) as exc:
+        shutil.rmtree(final, ignore_errors=True)   # never a folder the ledger does not know
+        raise SubmissionError(f"{ledger.path}: cannot record the submission ({exc})") from None
     return Submission(final, meta, results)
 
 
@@ -265,6 +313,11 @@ def pin_hashes(board: Board, results_path: Path, tasks: list[str] | None = None,
                           source=str(results_path))
     except (evidence.EvidenceError, ValueError) as exc:
         raise SubmissionError(f"{exc} (nothing pinned)") from None
+    ledger = board.ledger()
+    try:
+        ledger.check_pins(board.official_path)     # a hand-edited pin file is not the base of a new pin
+    except LedgerError as exc:
+        raise SubmissionError(str(exc)) from None
     document = board._read_json(board.official_path)
     pinned = document.setdefault("tasks", {})
     chosen = tasks or sorted(results["results"])
@@ -282,4 +335,10 @@ def pin_hashes(board: Board, results_path: Path, tasks: list[str] | None = None,
         pinned[task] = new_pin
         changes[task] = new_pin
     write_json(board.official_path, document)
+    try:
+        ledger.append(PINNED, board.official_path.name, tasks=sorted(changes),
+                      sha256=hashlib.sha256(board.official_path.read_bytes()).hexdigest())
+    except (OSError, LedgerError) as exc:
+        raise SubmissionError(f"{board.official_path} written but not recorded in the ledger ({exc}); run "
+                              "pin-hashes again with --force") from None
     return changes
