@@ -18,6 +18,7 @@ from slmeval.distributed import World, current_world, shard_sources, world_devic
 from slmeval.exports import check_exports, parse_exports, run_exports
 from slmeval.metrics import FAMILY_SHAPE, METRIC_FAMILIES
 from slmeval.models import LoadedLM, load_lm, parse_kv
+from slmeval.models.instance import is_model_object, wrap_model
 from slmeval.plugins import PluginError
 from slmeval.registry import TaskConfig, TaskError, get_tasks
 from slmeval.io import dumps, ensure_inside, jsonl_line, safe_name, write_files_together
@@ -205,7 +206,7 @@ def _result_files(out_dir: Path, results: dict, runs: dict[str, TaskRun]) -> dic
     return files
 
 
-def evaluate(model: str | Path | LoadedLM, tasks: Sequence[str], *, data_root: str | Path | None = None,
+def evaluate(model: str | Path | LoadedLM | Any, tasks: str | Sequence[str], *, data_root: str | Path | None = None,
              tokenizer: str | Any | None = None, protocol: str = "slmeval", protocol_args: str | dict | None = None,
              model_args: str | dict | None = None, batch_size: int = 8, device: str = "cpu",
              dtype: str = "float32", output: str | Path | None = None,
@@ -213,10 +214,15 @@ def evaluate(model: str | Path | LoadedLM, tasks: Sequence[str], *, data_root: s
              use_cache: bool = True, logprob_backend: str = "auto", export: str | Sequence[str] | None = None,
              allow_pickle: bool = False, resume: bool = False, progress: bool = True,
              limit: int | None = None) -> dict:
-    """Evaluate a local HF causal LM over units on registered tasks; returns (and writes) results.json.
+    """Evaluate a causal LM over speech units on registered tasks; returns (and writes) results.json.
 
+    `model`: a checkpoint folder, a Hub id (`org/name[@revision]`), or a transformers model object in
+    memory (its unit mapping from `model.config` and `model_args`; slmeval/models/instance.py).
+    `tasks`: task names, as a list or one comma-separated string ("mini_sblimp,mini_tstorycloze").
     `limit`: score only the first N pairs of each task; `config.limit` marks the run as partial
     (the leaderboard refuses it)."""
+    if isinstance(tasks, str):      # as on the command line; a bare string is never a sequence of letters
+        tasks = [t.strip() for t in tasks.split(",") if t.strip()]
     if limit is not None and limit < 1:
         raise ValueError(f"--limit {limit}: must be a positive number of pairs per task")
     world = current_world(device)       # torchrun: this rank's place; a world of one otherwise
@@ -249,6 +255,9 @@ def evaluate(model: str | Path | LoadedLM, tasks: Sequence[str], *, data_root: s
         lm = model
         if tok is not None:
             lm.check_units(tok.n_units)
+    elif is_model_object(model):            # the Python API: a transformers model the caller holds
+        lm = wrap_model(model, model_args=model_args, device=device, dtype=dtype,
+                        n_units=tok.n_units if tok else None)
     else:
         lm = load_lm(model, model_args=model_args, device=device, dtype=dtype, n_units=tok.n_units if tok else None)
     check_protocol(lm, proto)

@@ -81,10 +81,11 @@ def voice_averaged_metrics(df: pd.DataFrame, grouping: Grouping) -> tuple[dict, 
 
 @METRIC_FAMILIES.register("zerospeech_lexical")
 def zerospeech_lexical_metrics(df: pd.DataFrame, grouping: Grouping) -> tuple[dict, dict]:
-    """sWUGGY: the voice-averaged metrics plus `acc_in_vocab`, the leaderboard's second number — the
-    mean over words whose LibriSpeech frequency band is not "oov" (benchmarks' `_score_invocab`, an
-    n-weighted mean of the non-oov bands, which is this mean over their words; it is NaN there when a
-    band is empty, never here). Words without a frequency count are in `acc` but in no band (the
+    """sWUGGY: the voice-averaged metrics plus `acc_in_vocab`, the leaderboard's second number.
+
+    `acc_in_vocab` is the mean over words whose LibriSpeech frequency band is not "oov" (benchmarks'
+    `_score_invocab`, an n-weighted mean of the non-oov bands, which is this mean over their words; it
+    is NaN there when a band is empty, never here). Words without a frequency count are in `acc` but in no band (the
     official scorer stops on them; `--export zerospeech` warns). No acc_macro: the
     official lexical scorer has no macro average (tabulate bands with grouping.breakdown)."""
     if "frequency_band" not in df:

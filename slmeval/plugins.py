@@ -46,7 +46,8 @@ class Entry(Generic[T]):
 
     @property
     def summary(self) -> str:
-        """One line for listings: the plugin's `description` attribute, else its docstring's first line."""
+        """One line for listings: the plugin's `description` attribute, else its docstring's first
+        sentence (a docstring's first line is often half a sentence, wrapped at the line length)."""
         if self.error is not None:
             return f"BROKEN: {self.error}"
         text = getattr(self.obj, "description", None)
@@ -56,7 +57,25 @@ class Entry(Generic[T]):
             own = (self.obj.__dict__.get("__doc__") if isinstance(self.obj, type) else
                    self.obj.__doc__ if inspect.isroutine(self.obj) else None)
             text = inspect.cleandoc(own) if isinstance(own, str) else ""
-        return text.strip().splitlines()[0] if text.strip() else ""
+        return first_sentence(text)
+
+
+def first_sentence(text: str) -> str:
+    """The first sentence of the first paragraph, on one line: up to the first '.', '!' or '?' followed
+    by a space or the end, outside brackets and quotes ("e.g. x" or "(i.e. y)" do not end it)."""
+    paragraph = " ".join(text.strip().split("\n\n", 1)[0].split())
+    depth, quoted = 0, False
+    for i, char in enumerate(paragraph):
+        if char == "`":
+            quoted = not quoted
+        elif char in "([{" and not quoted:
+            depth += 1
+        elif char in ")]}" and not quoted:
+            depth = max(depth - 1, 0)
+        elif char in ".!?" and not depth and not quoted and (i + 1 == len(paragraph) or paragraph[i + 1] == " ") \
+                and not paragraph[max(0, i - 3):i + 1].lower().endswith(("e.g.", "i.e.", "etc.", "vs.")):
+            return paragraph[:i + 1]
+    return paragraph
 
 
 class Registry(Generic[T]):

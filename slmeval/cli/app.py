@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import logging
-from typing import NoReturn
+from typing import NoReturn, Optional
 
 import typer
 from rich.console import Console
@@ -18,16 +18,41 @@ app = typer.Typer(
 )
 
 
+# Rich draws 80 columns when it cannot ask a terminal (CI logs, pipes, files) and cuts table cells to
+# "modali…"; there, tables get at least this many columns (COLUMNS, when larger, still wins).
+PIPED_WIDTH = 160
+
+
+def make_console(*, stderr: bool = False, **kwargs) -> Console:
+    """The rich Console every command prints through: the terminal's width on a terminal, at least
+    PIPED_WIDTH columns elsewhere, so a CI log shows whole task names, paths and values."""
+    probe = Console(stderr=stderr)
+    width = None if probe.is_terminal else max(probe.width, PIPED_WIDTH)
+    return Console(stderr=stderr, width=width, **kwargs)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from slmeval import __version__
+
+        typer.echo(f"slmeval {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _setup(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging.")) -> None:
+def _setup(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
+           version: Optional[bool] = typer.Option(None, "--version", is_eager=True, callback=_print_version,
+                                                  help="Print slmeval's version and exit.")) -> None:
     from slmeval.distributed import env_rank
+    from slmeval.progress import quiet_library_bars
 
     quiet = env_rank() != 0          # torchrun: ranks other than 0 only warn
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO,
         format="%(message)s",
-        handlers=[RichHandler(show_path=False, rich_tracebacks=False)],
+        handlers=[RichHandler(show_path=False, rich_tracebacks=False, console=make_console(stderr=True))],
     )
+    quiet_library_bars()     # transformers' / huggingface_hub's tqdm bars would interleave with ours
 
 
 def print_error(err: Exception | str, prefix: str = "error: ") -> None:

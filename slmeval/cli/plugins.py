@@ -2,16 +2,14 @@
 from __future__ import annotations
 
 import importlib
-import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from slmeval.cli.app import app, fail
+from slmeval.cli.app import app, fail, make_console
 
 # kind -> (module, registry attribute). Every plugin kind is a slmeval.plugins.Registry; add a line here
 # when a new kind appears, and `slmeval plugins` lists it.
@@ -31,13 +29,6 @@ def _summary(kind: str, entry) -> str:
         return (f"score={p.score}, start={p.start_token}, score_eos={p.score_eos}, tie={p.tie_value}, "
                 f"logprob_dtype={getattr(p, 'logprob_dtype', 'float32')}")
     return entry.summary
-
-
-def _console() -> Console:
-    # piped output (tests, `| less`) keeps whole lines instead of the 80-column default
-    return Console(width=max(Console().width, 160) if not sys.stdout.isatty() else None)
-
-
 
 
 def registry_for(kind: str):
@@ -64,7 +55,7 @@ def list_plugins(kind: Optional[str] = typer.Argument(None, help=f"One of: tasks
             style = "red" if entry.error is not None else ""
             table.add_row(name, escape(entry.name), escape(entry.origin), escape(_summary(name, entry)), style=style)
         table.add_section()
-    console = _console()
+    console = make_console()
     console.print(table)
     console.print("Other packages add plugins through entry points: "
                   + ", ".join(f"{k} → {registry_for(k).group}" for k in (kind and [kind] or KINDS))
@@ -79,9 +70,10 @@ def _origin(cfg, builtin: Path) -> str:
 
 
 @app.command("tasks")
-def list_tasks(include_path: Optional[list[Path]] = typer.Option(None, "--include-path",
+def list_tasks(include_path: Optional[list[Path]] = typer.Option(None, "--include-path", "--include_path",
                                                                   help="Extra folder of task files.")) -> None:
-    """List registered tasks with the data layout each expects, where each came from, and broken task files."""
+    """List registered tasks: the data layout each expects and how to get it, where each came from, and
+    broken task files. Bundled mini tasks (toy data, docs/demo.md) are marked [mini]."""
     from slmeval.data import READERS
     from slmeval.metrics import METRIC_FAMILIES
     from slmeval.registry import TaskError, builtin_task_dir, load_registry
@@ -91,8 +83,9 @@ def list_tasks(include_path: Optional[list[Path]] = typer.Option(None, "--includ
         builtin = builtin_task_dir()
     except TaskError as err:
         fail(str(err))
-    table = Table(title="registered tasks", title_justify="left")
-    for col in ("task", "metrics", "layout expected at", "from", "description"):
+    table = Table(title=escape("registered tasks ([mini]: bundled toy data, numbers not comparable with the benchmarks)"),
+                  title_justify="left")
+    for col in ("task", "metrics", "data expected at", "how to get the data", "from", "description"):
         table.add_column(col, overflow="fold")
     layouts = {e.name: e.summary for e in READERS.entries()}
     for name, cfg in sorted(registry.tasks.items()):
@@ -102,9 +95,10 @@ def list_tasks(include_path: Optional[list[Path]] = typer.Option(None, "--includ
             where = f"<data-root>/{cfg.path}"
         layout = layouts.get(cfg.source, cfg.source)
         family = cfg.family if cfg.family in METRIC_FAMILIES else f"[red]{cfg.family} (no such metric family)[/]"
-        table.add_row(escape(name) + (" [mini]" if cfg.mini else ""), family + f"\nheadline {cfg.headline}",
-                      escape(f"{where}\n{layout}"), escape(_origin(cfg, builtin)), escape(cfg.description))
-    console = _console()
+        table.add_row(escape(name + ("\n[mini]" if cfg.mini else "")), family + f"\nheadline {cfg.headline}",
+                      escape(f"{where}\n{layout}"), escape(cfg.how_to_get or f"see {cfg.origin}"),
+                      escape(_origin(cfg, builtin)), escape(cfg.description))
+    console = make_console()
     console.print(table)
     for b in registry.broken:
         console.print(f"[red]broken:[/] {escape(b.reason)}")

@@ -5,14 +5,14 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from slmeval.cli.app import app
+from slmeval.cli.app import app, make_console
 from slmeval.distributed import env_rank
 
-console = Console()
+console = make_console()
 
 
 def _fmt(value: object) -> str:
@@ -25,7 +25,7 @@ def print_results(results: dict) -> None:
         table.add_column(col, justify="right" if col in ("value", "± stderr", "pairs") else "left")
     for task, metrics in results["results"].items():
         cfg = results["configs"][task]
-        label = f"{task} [mini]" if cfg.get("mini") else task
+        label = escape(f"{task} [mini]" if cfg.get("mini") else task)   # "[mini]" is text, not a style
         headline = cfg.get("headline", "acc")
         # acc* in %; a plugin family's own metrics (a margin, a correlation) as they are; counts (n_*) aside
         names = [m for m in metrics if not m.endswith("_stderr") and not m.startswith("n_")
@@ -77,14 +77,16 @@ def run(
                                             "(e.g. 'hubert:model=DIR,layer=11,centroids=km500.npy')."),
     protocol: str = typer.Option("slmeval", "--protocol", help="Scoring preset: slmeval | slamkit | cuervo."),
     protocol_args: Optional[str] = typer.Option(None, "--protocol-args", help="Override preset fields, e.g. score=sum."),
-    model_args: Optional[str] = typer.Option(None, "--model-args", help="adapter=,revision=,pretrained=,offset=,"
+    model_args: Optional[str] = typer.Option(None, "--model-args", "--model_args", help="adapter=,revision=,pretrained=,offset=,"
                                              "bos_id=,eos_id=,pad_id=,convention=twist|slamkit|slm_scaling,force=,"
                                              "trust_remote_code=,max_length="),
-    batch_size: int = typer.Option(8, "--batch-size", "-b", min=1),
+    batch_size: int = typer.Option(8, "--batch-size", "--batch_size", "-b", min=1),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1, ..."),
     dtype: str = typer.Option("float32", "--dtype", help="float32 | bfloat16 | float16"),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Folder for results.json + samples."),
-    include_path: Optional[list[Path]] = typer.Option(None, "--include-path", help="Extra folder of task files."),
+    output: Optional[Path] = typer.Option(None, "--output", "--output_path", "-o", help="Folder for results.json + "
+                                          "samples (without it nothing is written)."),
+    include_path: Optional[list[Path]] = typer.Option(None, "--include-path", "--include_path",
+                                                      help="Extra folder of task files."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Unit cache (default $SLMEVAL_CACHE or ~/.cache/slmeval)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the unit cache."),
     logprob_backend: str = typer.Option("auto", "--logprob-backend", help="auto | torch | triton"),
@@ -95,6 +97,8 @@ def run(
     limit: Optional[int] = typer.Option(None, "--limit", help="Score only the first N pairs of each task "
                                         "(as lm-eval's --limit; marked as a partial run, refused by the leaderboard)."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
+    log_samples: bool = typer.Option(False, "--log_samples", "--log-samples", "-s",
+                                     help="lm-eval's flag, accepted: slmeval always writes the samples."),
 ) -> None:
     """Score likelihood-pair tasks with a speech LM; print the table and write results."""
     from transformers.utils import logging as hf_logging
@@ -119,4 +123,10 @@ def run(
         console.print(f"[yellow]partial run:[/] --limit {limit} pairs per task (the leaderboard refuses partial runs)")
     if output:
         console.print(f"results written to {output / 'results.json'}")
+    else:
+        console.print("[yellow]nothing was written[/]: pass --output DIR to keep results.json and the "
+                      "per-pair samples")
+    if log_samples:   # lm-eval habit (docs/plugins.md: the lm-eval spellings slmeval accepts)
+        console.print("--log_samples: slmeval always writes the samples (samples_<task>.jsonl beside "
+                      "results.json in --output)")
 

@@ -112,6 +112,12 @@ def resolve_mapping(config: Mapping, model_args: Mapping[str, str], *,
     elif unit_ids is not None:
         sources["offset"] += f" (forced over {unit_ids[1]})"
         unit_ids = None
+    if unit_ids is None and values["offset"] is None and convention == "twist":
+        # twist fixes nothing itself: a TWIST checkpoint is defined by the `offset` its config.json carries
+        raise ModelError(
+            "--model-args convention=twist reads the unit offset from config.json's `offset` key (TWIST "
+            "checkpoints carry it), and this checkpoint's config.json has none. Pass --model-args offset=N "
+            f"(token = unit + N), or convention={'|'.join(c for c in CONVENTIONS if c != 'twist')} if it follows one")
     if unit_ids is None and values["offset"] is None:
         hint = (f"the config's special tokens (bos {values['bos_id']}, eos {values['eos_id']}, pad "
                 f"{values['pad_id']}, vocab {vocab_size}) match no known convention for K={n_units} units"

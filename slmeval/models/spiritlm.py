@@ -86,6 +86,8 @@ def speech_prefix(tokenizer, table: tuple[int, ...], where: Path) -> tuple[int |
 
 @ADAPTERS.register("spiritlm")
 class SpiritLMAdapter(Adapter):
+    """SpiritLM checkpoints (Meta): a Llama whose tokenizer has [Hu<k>] unit tokens; speech after [Speech]."""
+
     name = "spiritlm"
 
     def detect(self, config: dict) -> str | None:
