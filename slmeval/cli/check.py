@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from slmeval.cli.app import app, fail
+from slmeval.cli.app import app, fail, make_console
 
 EXIT_REGRESSION = 1
 EXIT_REFUSED = 2
@@ -58,6 +58,6 @@ def check(
             with open(summary, "a", encoding="utf-8") as handle:
                 handle.write(step_summary_markdown(report))
     else:
-        render_table(report)
+        render_table(report, make_console())
     if not report.passed:
         raise typer.Exit(EXIT_REGRESSION)

@@ -5,12 +5,11 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.text import Text
 
-from slmeval.cli.app import app, fail
+from slmeval.cli.app import app, fail, make_console
 
-console = Console()
+console = make_console()
 
 
 @app.command("fit")

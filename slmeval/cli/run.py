@@ -101,11 +101,8 @@ def run(
                                      help="lm-eval's flag, accepted: slmeval always writes the samples."),
 ) -> None:
     """Score likelihood-pair tasks with a speech LM; print the table and write results."""
-    from transformers.utils import logging as hf_logging
+    from slmeval.evaluator import evaluate   # transformers' tqdm bars: off for every command (cli/app.py)
 
-    from slmeval.evaluator import evaluate
-
-    hf_logging.disable_progress_bar()
     try:
         results = evaluate(model, [t.strip() for t in tasks.split(",") if t.strip()], data_root=data_root,
                            tokenizer=tokenizer, protocol=protocol, protocol_args=protocol_args, model_args=model_args,

@@ -5,14 +5,13 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from slmeval.cli.app import app
+from slmeval.cli.app import app, make_console
 from slmeval.cli.run import report_error
 from slmeval.distributed import env_rank
 
-console = Console()
+console = make_console()
 
 
 @app.command()
@@ -28,11 +27,13 @@ def sweep(
     data_root: Optional[Path] = typer.Option(None, "--data-root", help="Folder holding the benchmark downloads."),
     protocol: str = typer.Option("slmeval", "--protocol", help="Scoring preset: slmeval | slamkit | cuervo."),
     protocol_args: Optional[str] = typer.Option(None, "--protocol-args", help="Override preset fields."),
-    model_args: Optional[str] = typer.Option(None, "--model-args", help="Applied to every checkpoint."),
-    batch_size: int = typer.Option(8, "--batch-size", "-b", min=1),
+    model_args: Optional[str] = typer.Option(None, "--model-args", "--model_args",
+                                             help="Applied to every checkpoint."),
+    batch_size: int = typer.Option(8, "--batch-size", "--batch_size", "-b", min=1),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, ... (torchrun: cuda = cuda:LOCAL_RANK)"),
     dtype: str = typer.Option("float32", "--dtype", help="float32 | bfloat16 | float16"),
-    include_path: Optional[list[Path]] = typer.Option(None, "--include-path", help="Extra folder of task files."),
+    include_path: Optional[list[Path]] = typer.Option(None, "--include-path", "--include_path",
+                                                      help="Extra folder of task files."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Unit cache (default $SLMEVAL_CACHE or "
                                              "~/.cache/slmeval)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Keep units for this sweep only (still computed once)."),

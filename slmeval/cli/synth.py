@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from slmeval.cli.app import app, fail
+from slmeval.cli.app import app, fail, make_console
 
 
 
@@ -93,7 +93,6 @@ def speaker_gap_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print JSON rows instead of a table."),
 ) -> None:
     """Single-speaker acc vs multi-speaker mean, per-voice acc, spread, and the gap with a story-paired 95% CI."""
-    from rich.console import Console
 
     from slmeval.speaker_gap import SpeakerGapError, format_table, speaker_gap
 
@@ -104,4 +103,4 @@ def speaker_gap_cmd(
     if as_json:
         typer.echo(json.dumps([r.to_dict() for r in rows], indent=2))
     else:
-        Console().print(format_table(rows))
+        make_console().print(format_table(rows))

@@ -6,12 +6,11 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from slmeval.cli.app import app, fail
+from slmeval.cli.app import app, fail, make_console
 
-console = Console()
+console = make_console()
 
 
 def _print(results: dict) -> None:
@@ -40,17 +39,18 @@ def text_command(
                                         "(lm-eval's pretrained=)."),
     tasks: str = typer.Option("text_blimp,text_storycloze,text_tstorycloze", "--tasks", "-t",
                               help="Comma-separated lm-eval task or group names (slmeval's twins, or any lm-eval task)."),
-    model_args: Optional[str] = typer.Option(None, "--model-args", help="lm-eval HF model args, e.g. "
+    model_args: Optional[str] = typer.Option(None, "--model-args", "--model_args", help="lm-eval HF model args, e.g. "
                                              "pretrained=EleutherAI/pythia-160m,revision=step3000,dtype=bfloat16."),
     data_root: Optional[Path] = typer.Option(None, "--data-root", help="Folder holding blimp/, storycloze/, "
                                              "tstorycloze/ (offline); without it tasks read their Hub copy."),
-    include_path: Optional[list[Path]] = typer.Option(None, "--include-path", help="Extra folder of lm-eval task YAMLs."),
+    include_path: Optional[list[Path]] = typer.Option(None, "--include-path", "--include_path",
+                                                      help="Extra folder of lm-eval task YAMLs."),
     limit: Optional[int] = typer.Option(None, "--limit", help="First N items of every lm-eval task (a partial "
                                         "run, marked as such)."),
-    batch_size: str = typer.Option("8", "--batch-size", "-b", help="Batch size, or 'auto'."),
+    batch_size: str = typer.Option("8", "--batch-size", "--batch_size", "-b", help="Batch size, or 'auto'."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1, ..."),
     dtype: Optional[str] = typer.Option(None, "--dtype", help="float32 | bfloat16 | float16 (lm-eval dtype=)."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Folder for lm-eval's files and slmeval's "
+    output: Optional[Path] = typer.Option(None, "--output", "--output_path", "-o", help="Folder for lm-eval's files and slmeval's "
                                           "results.json + samples."),
     seed: int = typer.Option(0, "--seed", help="lm-eval's random / numpy / torch seeds."),
 ) -> None:
