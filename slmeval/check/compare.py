@@ -112,6 +112,21 @@ def _verdict(delta_points: float, significant_drop: bool, significant_gain: bool
     return False, "no significant change"
 
 
+def resolution_warning(n_items: int, max_drop: float, alpha: float) -> str | None:
+    """A --max-drop finer than one item of this task (100 / n points) cannot be resolved: losing a single
+    item already exceeds it, so the tolerance does nothing and the verdict rests on the test alone."""
+    step = 100.0 / n_items
+    if not 0.0 < max_drop < step:
+        return None
+    # the fewest lost items (none gained) the exact McNemar test calls significant: p = 2 * 0.5**k
+    needed = next((k for k in range(1, n_items + 1) if mcnemar_exact(k, 0) < alpha), None)
+    floor = (f"a significant drop needs at least {needed} lost items ({100.0 * needed / n_items:.2f} points)"
+             if needed is not None else "no drop on this task can be significant")
+    return (f"--max-drop {max_drop:g} is finer than this task resolves: with {n_items} items one item is "
+            f"{step:.2f} points, so a single lost item exceeds the tolerance and the verdict rests on the McNemar "
+            f"test alone (at alpha={alpha:g} {floor}); a larger task, or --max-drop >= {step:.2f}, makes it count")
+
+
 def compare_task(new_run: Run, base_run: Run, task: str, alpha: float, max_drop: float) -> TaskComparison:
     new = _checked_samples(new_run, task, "NEW")
     base = _checked_samples(base_run, task, "BASELINE")
@@ -122,6 +137,8 @@ def compare_task(new_run: Run, base_run: Run, task: str, alpha: float, max_drop:
     base_data = base_run.task_hashes(task).get("data_sha256")
     if new_data and base_data and new_data != base_data:
         warnings.append("same items but different audio (data_sha256 differs): the change includes the data")
+    if (coarse := resolution_warning(len(new), max_drop, alpha)) is not None:
+        warnings.append(coarse)
     by_id = {s.id: s for s in base}
     new_scores = np.array([s.correct for s in new], dtype=np.float64)
     base_scores = np.array([by_id[s.id].correct for s in new], dtype=np.float64)
