@@ -1,0 +1,142 @@
+"""docs/examples/slmeval-regression.yml runs as written: every slmeval command and option it uses exists,
+it installs from a real source with no placeholder and no apt packages, it fetches the tokenizer it
+names and caches pip and the unit cache, and its evaluate + compare steps run (on slmeval's bundled
+demo model standing in for the training repository's checkpoint)."""
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import typer
+import yaml
+
+from slmeval.cli import app
+
+ROOT = Path(__file__).resolve().parents[1]
+WORKFLOW = ROOT / "docs" / "examples" / "slmeval-regression.yml"
+
+
+@pytest.fixture(scope="module")
+def workflow() -> dict:
+    return yaml.safe_load(WORKFLOW.read_text())
+
+
+def _job(workflow: dict) -> dict:
+    (job,) = workflow["jobs"].values()
+    return job
+
+
+def _step(workflow: dict, name_start: str) -> dict:
+    return next(s for s in _job(workflow)["steps"] if s.get("name", "").startswith(name_start))
+
+
+def _commands(script: str) -> list[list[str]]:
+    """Shell lines of a `run:` script (continuations joined, comments dropped), split into words."""
+    joined = re.sub(r"\\\n\s*", " ", script)
+    return [shlex.split(line, comments=True) for line in joined.splitlines() if shlex.split(line, comments=True)]
+
+
+def _click_options(words: list[str]):
+    """The click command an `slmeval a b ...` line reaches, and the option names it passes."""
+    command = typer.main.get_command(app)
+    rest = words[1:]
+    while hasattr(command, "commands") and rest and rest[0] in command.commands:   # groups (typer's own click)
+        command, rest = command.commands[rest[0]], rest[1:]
+    return command, [w.split("=", 1)[0] for w in rest if w.startswith("-")]
+
+
+def test_every_slmeval_command_and_option_exists(workflow):
+    seen = 0
+    for step in _job(workflow)["steps"]:
+        for words in _commands(step.get("run", "")):
+            if words[0] != "slmeval":
+                continue
+            command, options = _click_options(words)
+            assert not hasattr(command, "commands"), f"{step['name']}: {words[:3]} is not a command"
+            known = {o for p in command.params for o in (*p.opts, *p.secondary_opts)}
+            assert set(options) <= known, f"{step['name']}: unknown options {set(options) - known}"
+            seen += 1
+    assert seen == 3        # convert-kmeans, run, check
+
+
+def test_install_source_is_real_and_no_apt(workflow):
+    assert "OWNER" not in WORKFLOW.read_text()
+    job = _job(workflow)
+    programs = {w[0] for s in job["steps"] for w in _commands(s.get("run", ""))}
+    assert not programs & {"apt-get", "apt", "sudo"}, programs
+    checkout = job["steps"][0]
+    assert checkout["uses"].startswith("actions/checkout@") and checkout["with"]["submodules"] is True
+    install = _commands(_step(workflow, "Install slmeval")["run"])
+    targets = [w[-1] for w in install if w[:4] == ["python", "-m", "pip", "install"]]
+    assert "./third_party/slmeval" in targets        # the submodule the header tells how to add
+    # what the submodule holds is what this repository is: a pip-installable project shipping the mini tasks
+    assert (ROOT / "pyproject.toml").is_file() and (ROOT / "setup.py").is_file()
+    minis = {t for t in job["env"]["TASKS"].split(",")}
+    assert all((ROOT / "tasks" / f"{t}.yaml").is_file() for t in minis)
+
+
+def test_caches_pip_the_tokenizer_and_the_unit_cache(workflow):
+    job = _job(workflow)
+    setup = next(s for s in job["steps"] if s.get("uses", "").startswith("actions/setup-python@"))
+    assert setup["with"]["cache"] == "pip"
+    assert setup["with"]["cache-dependency-path"] == "third_party/slmeval/pyproject.toml"
+    cache = next(s for s in job["steps"] if s.get("uses", "").startswith("actions/cache@"))
+    paths = cache["with"]["path"].split()
+    assert job["env"]["SLMEVAL_CACHE"] in paths and job["env"]["TOKENIZER_DIR"] in paths
+    fetch = _step(workflow, "Fetch the speech tokenizer")
+    assert fetch["if"] == f"steps.{cache['id']}.outputs.cache-hit != 'true'"
+    # the tokenizer spec the run step uses points at what the fetch step writes
+    spec = dict(kv.split("=", 1) for kv in job["env"]["TOKENIZER"].split(":", 1)[1].split(","))
+    written = {w[w.index("--local-dir") + 1] for w in _commands(fetch["run"]) if "--local-dir" in w}
+    written |= {w[w.index("--out") + 1] for w in _commands(fetch["run"]) if "--out" in w}
+    expand = lambda p: p.replace("$TOKENIZER_DIR", job["env"]["TOKENIZER_DIR"])   # noqa: E731
+    assert {spec["model"], spec["centroids"]} == {expand(p) for p in written}
+
+
+def test_fetch_step_tools_exist(workflow):
+    fetch = _commands(_step(workflow, "Fetch the speech tokenizer")["run"])
+    hf = next(w for w in fetch if w[0] == "hf")
+    exe = shutil.which("hf", path=str(Path(sys.executable).parent)) or shutil.which("hf")
+    assert exe, "huggingface_hub's `hf` command (installed with slmeval's dependencies) is missing"
+    help_text = subprocess.run([exe, *hf[1:2], "--help"], capture_output=True, text=True, timeout=120).stdout
+    assert all(o in help_text for o in (w for w in hf if w.startswith("--")))
+    checksum = next(w for w in fetch if w[0] == "echo")[1].split()[0]
+    assert re.fullmatch(r"[0-9a-f]{64}", checksum)
+
+
+@pytest.mark.slow
+def test_evaluate_and_compare_steps_run_as_written(workflow, tmp_path):
+    """The two slmeval steps, run by bash as GitHub runs them, in a stand-in repository: the demo model
+    as $CHECKPOINT, the demo tokenizer as $TOKENIZER, one mini task (for time), and the baseline made
+    by the same step. The check then passes and writes its report and GitHub annotations."""
+    job = _job(workflow)
+    env = {**os.environ, **job["env"], "CHECKPOINT": str(ROOT / "audio_assets" / "demo_model"),
+           "TOKENIZER": str(ROOT / "audio_assets" / "demo_tokenizer"), "TASKS": "mini_tstorycloze",
+           "SLMEVAL_CACHE": str(tmp_path / "units"), "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md"),
+           "PYTHONPATH": str(ROOT), "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    repo = tmp_path / "training-repo"
+    repo.mkdir()
+
+    def step(name: str) -> subprocess.CompletedProcess:
+        script = _step(workflow, name)["run"]
+        return subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script], cwd=repo,
+                              env=env, capture_output=True, text=True, timeout=600)
+
+    first = step("Evaluate")
+    assert first.returncode == 0, first.stderr
+    shutil.copytree(repo / "out" / "slmeval", repo / "baselines" / "slmeval")
+    # the units went to $SLMEVAL_CACHE, the folder the workflow caches (120 files of mini_tstorycloze)
+    assert len([p for p in (tmp_path / "units").rglob("*") if p.is_file()]) >= 120
+    check = step("Compare with the committed baseline")
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert check.stdout.startswith("::notice title=slmeval check%3A mini_tstorycloze::mini_tstorycloze: no "
+                                   "significant change. accuracy 71.67 -> 71.67")
+    assert "finer than this task resolves" not in check.stdout       # 60 pairs: 1.67 points < 2.5
+    assert (repo / "out" / "slmeval" / "check.json").is_file()
+    assert "slmeval check passed" in (tmp_path / "summary.md").read_text()
