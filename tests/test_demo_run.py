@@ -3,9 +3,12 @@
 are deterministic; they are asserted against the targets the demo promises."""
 from __future__ import annotations
 
+import csv
 import json
+import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,3 +57,49 @@ def test_demo_model_fits_the_size_budget():
     assert weights.stat().st_size <= 10 * 2**20
     total = sum(p.stat().st_size for p in ASSETS.rglob("*") if p.is_file())
     assert total <= 40 * 10**6, f"audio_assets/ holds {total / 1e6:.1f} MB"
+
+
+def _documented_rows() -> dict[str, tuple[str, str, str, int]]:
+    """docs/demo.md "What it reaches": task -> (acc, stderr, details, pairs), as written."""
+    text = (ROOT / "docs" / "demo.md").read_text().split("### What it reaches", 1)[1]
+    rows = {}
+    for line in text.splitlines():
+        m = re.match(r"\| (mini_\w+) \| ([\d.]+) ± ([\d.]+)(?: \((.*)\))? \| (\d+) \| 50 \|$", line)
+        if m:
+            rows[m[1]] = (m[2], m[3], m[4] or "", int(m[5]))
+    return rows
+
+
+def _named(details: str) -> dict[str, str]:
+    return {m[1]: m[2] for m in re.finditer(r"([a-z][a-z –-]*?) (\d+)(?:,|$)", details)}
+
+
+@pytest.mark.slow
+def test_docs_demo_numbers_are_what_the_demo_prints(demo_results):
+    """Every number of the docs/demo.md table, from the run: acc and stderr as the table prints them
+    (rounded to one decimal), per-phenomenon and per-kind accuracies, the per-voice range."""
+    results, out = demo_results
+    rows = _documented_rows()
+    assert set(rows) == set(MINI_TASKS)
+    for task, (acc, stderr, _, pairs) in rows.items():
+        metrics = results["results"][task]
+        assert (acc, stderr, pairs) == (f"{100 * metrics['acc']:.1f}", f"{100 * metrics['acc_stderr']:.1f}",
+                                        metrics["n_pairs"]), task
+    by_type = {k: 100 * v["acc"] for k, v in results["breakdowns"]["mini_sblimp"]["type"].items()}
+    for label, value in _named(rows["mini_sblimp"][2]).items():
+        key = label.replace(" ", "_").replace("–", "_")
+        (match,) = [t for t in by_type if t == key] or [t for t in by_type if t.startswith(key)]
+        assert f"{by_type[match]:.0f}" == value, label
+    kinds = {r["story"]: r["negative_kind"] for r in csv.DictReader(
+        (ASSETS / "items" / "mini_sstorycloze.tsv").open(), delimiter="\t")}
+    samples = [json.loads(line) for line in (out / "samples_mini_sstorycloze.jsonl").read_text().splitlines()]
+    per_kind = {k: 100 * np.mean([s["correct"] for s in samples if kinds[s["id"]] == k]) for k in set(kinds.values())}
+    documented = _named(rows["mini_sstorycloze"][2])
+    assert {k: f"{v:.0f}" for k, v in per_kind.items()} == {
+        "pronoun": documented["wrong pronoun"], "mood": documented["wrong mood"],
+        "object": documented["unmentioned object"]}
+    voices = [100 * v["acc"] for v in results["breakdowns"]["mini_ms_sstorycloze"]["speaker"].values()]
+    low, high = re.search(r"per voice (\d+)–(\d+)", rows["mini_ms_sstorycloze"][2]).groups()
+    assert (f"{min(voices):.0f}", f"{max(voices):.0f}") == (low, high)
+    each = int(re.search(r"(\d+) pairs each", rows["mini_ms_sstorycloze"][2])[1])
+    assert {v["n_pairs"] for v in results["breakdowns"]["mini_ms_sstorycloze"]["speaker"].values()} == {each}
