@@ -159,3 +159,11 @@ def test_piped_tables_are_full_width_and_transformers_draws_no_bars(units_world,
     assert "…" not in proc.stdout
     assert "Loading weights" not in proc.stderr and not re.search(r"\d+it/s\]|\|\s*\d+/\d+ \[", proc.stderr), \
         proc.stderr
+
+
+def test_output_path_json_file_is_refused(tmp_path):
+    # lm-eval takes `--output_path DIR/file.json`; slmeval writes a folder and says which one to name
+    result = _run(["run", "--model", "m", "--tasks", "mini_sblimp", "--output_path", str(tmp_path / "res.json")])
+    assert result.exit_code == 2
+    assert f"name the folder, e.g. --output {tmp_path / 'res'}" in " ".join(result.output.split())
+    assert not (tmp_path / "res.json").exists()

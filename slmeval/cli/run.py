@@ -103,6 +103,10 @@ def run(
     """Score likelihood-pair tasks with a speech LM; print the table and write results."""
     from slmeval.evaluator import evaluate   # transformers' tqdm bars: off for every command (cli/app.py)
 
+    if output is not None and output.suffix == ".json" and not output.is_dir():   # lm-eval's --output_path x.json
+        report_error(ValueError(f"--output {output}: slmeval writes a folder (results.json + samples_<task>.jsonl); "
+                                f"name the folder, e.g. --output {output.with_suffix('')}"))
+        raise typer.Exit(2)
     try:
         results = evaluate(model, [t.strip() for t in tasks.split(",") if t.strip()], data_root=data_root,
                            tokenizer=tokenizer, protocol=protocol, protocol_args=protocol_args, model_args=model_args,
