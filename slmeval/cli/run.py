@@ -77,9 +77,9 @@ def run(
                                             "(e.g. 'hubert:model=DIR,layer=11,centroids=km500.npy')."),
     protocol: str = typer.Option("slmeval", "--protocol", help="Scoring preset: slmeval | slamkit | cuervo."),
     protocol_args: Optional[str] = typer.Option(None, "--protocol-args", help="Override preset fields, e.g. score=sum."),
-    model_args: Optional[str] = typer.Option(None, "--model-args", "--model_args", help="adapter=,revision=,pretrained=,offset=,"
-                                             "bos_id=,eos_id=,pad_id=,convention=twist|slamkit|slm_scaling,force=,"
-                                             "trust_remote_code=,max_length="),
+    model_args: Optional[str] = typer.Option(None, "--model-args", "--model_args",
+                                             help="adapter=,revision=,pretrained=,offset=,bos_id=,eos_id=,pad_id=,"
+                                             "convention=twist|slamkit|slm_scaling,force=,trust_remote_code=,max_length="),
     batch_size: int = typer.Option(8, "--batch-size", "--batch_size", "-b", min=1),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1, ..."),
     dtype: str = typer.Option("float32", "--dtype", help="float32 | bfloat16 | float16"),
@@ -127,7 +127,7 @@ def run(
     else:
         console.print("[yellow]nothing was written[/]: pass --output DIR to keep results.json and the "
                       "per-pair samples")
-    if log_samples:   # lm-eval habit (docs/plugins.md: the lm-eval spellings slmeval accepts)
+    if log_samples:   # lm-eval habit (docs/text.md: the lm-eval spellings slmeval accepts)
         console.print("--log_samples: slmeval always writes the samples (samples_<task>.jsonl beside "
                       "results.json in --output)")
 
