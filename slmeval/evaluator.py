@@ -27,6 +27,7 @@ from slmeval.results import RESULTS_FILE, data_sha256, items_sha256, meta_sha256
 from slmeval.resume import PARTIAL_DIR, PartialStore, decide
 from slmeval.scoring import Protocol, check_protocol, distinct_sequences, get_protocol, score_sequences
 from slmeval.scoring.logprobs import effective_backend
+from slmeval.task_data import TaskData, resolve_task_data
 from slmeval.verify import metrics_from_samples, pair_correct
 
 log = logging.getLogger(__name__)
@@ -40,17 +41,6 @@ class TaskRun:
     samples: list[dict]
     hashes: dict
     warnings: list[str] = field(default_factory=list)   # counted, but a careful user wants to know
-
-
-def _task_path(cfg: TaskConfig, data_root: str | Path | None) -> Path:
-    path, how = cfg.locate(data_root)
-    log.info("%s: data at %s (%s)", cfg.name, path, how)
-    if not path.exists():
-        hint = ("\nTo try slmeval without downloads, run the bundled mini tasks (marked [mini] by "
-                "`slmeval tasks`), or `slmeval demo`.") if not cfg.mini else ""
-        raise TaskError(f"task {cfg.name!r}: no data at {path} (expected the {cfg.source} layout there).\n"
-                        f"How to get it: {cfg.how_to_get or 'see ' + cfg.origin}{hint}")
-    return path
 
 
 def _check_families(configs: list[TaskConfig]) -> None:
@@ -108,8 +98,10 @@ def _units_for(pairs: list[Pair], tokenizer, cache, progress: bool, notes: list[
     return units, hashes
 
 
-def read_task(cfg: TaskConfig, data_root) -> list[Pair]:
-    pairs = read_pairs(cfg.source, _task_path(cfg, data_root), **cfg.options)
+def read_task(cfg: TaskConfig, data_root, located: TaskData | None = None) -> list[Pair]:
+    """The task's pairs from its local layout or its pinned public copy (slmeval/task_data.py)."""
+    located = located or resolve_task_data([cfg], data_root)[cfg.name]
+    pairs = read_pairs(located.source, located.path, **located.options)
     if not pairs:
         raise TaskError(f"task {cfg.name!r}: the reader found no pairs")
     _check_grouping(cfg, pairs)
@@ -236,7 +228,8 @@ def evaluate(model: str | Path | LoadedLM | Any, tasks: str | Sequence[str], *, 
     exports = parse_exports(export)
     check_exports(exports, configs)
     # --limit: the first N pairs of each task in reader order (a partial run, as lm-eval's --limit)
-    task_pairs = {cfg.name: read_task(cfg, data_root)[:limit] for cfg in configs}
+    located = resolve_task_data(configs, data_root, progress=progress)   # all tasks' data, or one error
+    task_pairs = {cfg.name: read_task(cfg, data_root, located[cfg.name])[:limit] for cfg in configs}
     out_dir = Path(output).expanduser() if output else None
     cache_root = None
     if tokenizer is not None and use_cache:
@@ -302,7 +295,8 @@ def evaluate(model: str | Path | LoadedLM | Any, tasks: str | Sequence[str], *, 
         "n_samples": {name: len(r.samples) for name, r in runs.items()},
         "config": {**run_config, "distributed": world.describe()},   # not in the fingerprint: resume may change it
         # model_hub: the Hub repo and the commit sha its files were resolved to (None for a local folder)
-        "provenance": {**provenance(lm.sha256, {name: r.hashes for name, r in runs.items()}), "model_hub": lm.hub},
+        "provenance": {**provenance(lm.sha256, {name: r.hashes for name, r in runs.items()}), "model_hub": lm.hub,
+                       "data": {name: located[name].provenance for name in runs}},
     }
     warnings = {name: r.warnings for name, r in runs.items() if r.warnings}
     if warnings:

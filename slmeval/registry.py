@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from slmeval.data import check_reader_options
+from slmeval.data.remote import parse_remote
 from slmeval.io import safe_name
 from slmeval.plugins import PluginError, Registry
 from slmeval.task_files import TaskError, read_task_file
@@ -56,6 +57,8 @@ class TaskConfig:
     description: str = ""
     how_to_get: str = ""
     mini: bool = False              # bundled toy data: results are labelled as such
+    hub: dict = field(default_factory=dict)       # a pinned Hub copy of the data (slmeval/data/remote.py)
+    archive: dict = field(default_factory=dict)   # or the official archive address with its checksum
     origin: str = ""                # the file or entry point that defined it
     base_dir: str = ""              # the task file's folder ("" when it came from an entry-point callable)
 
@@ -76,6 +79,11 @@ class TaskConfig:
             raise TaskError(f"task {self.name!r} reads {self.path!r} relative to --data-root, which was not given.\n"
                             f"How to get the data: {self.how_to_get or 'see the task file ' + self.origin}")
         return Path(data_root).expanduser() / path, "relative to --data-root"
+
+    @property
+    def remote(self):
+        """The pinned public copy (slmeval.data.remote.HubPin / ArchivePin), or None."""
+        return parse_remote(self.hub or None, self.archive or None, f"task {self.name!r} ({self.origin})")
 
     def headline_for(self, protocol: str) -> str:
         preset = protocol.split("+", 1)[0]   # "cuervo+custom" reports like "cuervo"
@@ -123,7 +131,7 @@ def _grouping(raw: Any, where: str) -> Grouping:
 _TYPES: dict[str, tuple[type, ...]] = {
     "name": (str,), "source": (str,), "path": (str,), "family": (str,), "options": (dict,), "headline": (str,),
     "headline_by_protocol": (dict,), "exports": (dict,), "leaderboard": (dict,), "version": (int,),
-    "description": (str,), "how_to_get": (str,), "mini": (bool,)}
+    "description": (str,), "how_to_get": (str,), "mini": (bool,), "hub": (dict,), "archive": (dict,)}
 
 
 def make_task(raw: Any, origin: str, base_dir: str = "") -> TaskConfig:
@@ -147,6 +155,10 @@ def make_task(raw: Any, origin: str, base_dir: str = "") -> TaskConfig:
     try:
         safe_name(raw["name"], "task name")
         check_reader_options(raw["source"], dict(raw.get("options") or {}))
+        remote = parse_remote(raw.get("hub"), raw.get("archive"), f"task {raw['name']!r}")
+        if remote is not None:   # the downloaded copy's reader and options, checked as the local ones are
+            check_reader_options(remote.source or raw["source"], dict(
+                remote.options if remote.options is not None else raw.get("options") or {}))
     except (ValueError, PluginError) as err:
         raise TaskError(f"{origin}: {err}") from None
     exports = {str(k): dict(v or {}) for k, v in (raw.get("exports") or {}).items()}
@@ -155,7 +167,8 @@ def make_task(raw: Any, origin: str, base_dir: str = "") -> TaskConfig:
     values = {k: v for k, v in raw.items() if v is not None}
     values.update(options=dict(raw.get("options") or {}), grouping=_grouping(raw.get("grouping"), origin),
                   exports=exports, headline_by_protocol=dict(raw.get("headline_by_protocol") or {}),
-                  leaderboard=dict(raw.get("leaderboard") or {}))
+                  leaderboard=dict(raw.get("leaderboard") or {}), hub=dict(raw.get("hub") or {}),
+                  archive=dict(raw.get("archive") or {}))
     return TaskConfig(**values, origin=origin, base_dir=base_dir)
 
 

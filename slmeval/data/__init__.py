@@ -15,6 +15,7 @@ from slmeval.data.paired import read_paired_folder
 from slmeval.data.storycloze import read_storycloze
 from slmeval.data.slm_scaling_shards import read_packed_units, read_slm_scaling_shard
 from slmeval.data.units_jsonl import read_units_jsonl
+from slmeval.data.webdataset import read_lexical_webdataset, read_sblimp_webdataset, read_webdataset_pairs
 from slmeval.data.zerospeech import read_sblimp
 from slmeval.plugins import PluginError
 
@@ -63,4 +64,5 @@ def read_pairs(source: str, path: str | Path, **options) -> list[Pair]:
 
 __all__ = ["DataLayoutError", "Pair", "Utterance", "READERS", "read_pairs", "reader_options",
            "check_reader_options", "read_sblimp", "read_storycloze", "read_paired_folder", "read_hf_pairs",
-           "read_units_jsonl", "read_slm_scaling_shard", "read_packed_units"]
+           "read_units_jsonl", "read_slm_scaling_shard", "read_packed_units", "read_lexical_webdataset",
+           "read_sblimp_webdataset", "read_webdataset_pairs"]

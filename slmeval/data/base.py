@@ -41,4 +41,4 @@ class Pair:
 # through the `slmeval.readers` entry-point group (docs/plugins.md).
 READERS: Registry[Callable[..., list[Pair]]] = Registry("reader", group="slmeval.readers", builtins=(
     "slmeval.data.zerospeech", "slmeval.data.storycloze", "slmeval.data.paired", "slmeval.data.hf",
-    "slmeval.data.units_jsonl", "slmeval.data.salmon", "slmeval.data.slm_scaling_shards"))
+    "slmeval.data.units_jsonl", "slmeval.data.salmon", "slmeval.data.slm_scaling_shards", "slmeval.data.webdataset"))

@@ -191,3 +191,36 @@ def read_hf_pairs(path: Path, positive: str = "positive", negative: str = "negat
              for i, (pid, pb, nb) in enumerate(zip(ids, pos_bytes, neg_bytes))]
     pairs.sort(key=lambda p: natural_key(p.id))
     return pairs
+
+
+@READERS.register("salmon_parquet")
+def read_salmon_parquet(path: Path, parts: list[str] | None = None, positive: str = "positive_audio",
+                        negative: str = "negative_audio") -> list[Pair]:
+    """<path>/**/<part>/**.parquet (one config per part, as slprl/SALMon on the Hub), audio columns
+    positive_audio / negative_audio.
+
+    A file belongs to the part named by one of its folders or by its file-name prefix (`<part>-00000-of-…`);
+    the eight parts the official scorer runs are required unless `parts` names a subset. Pair ids are
+    `<part>/<row>`, `meta["part"]` drives the per-part breakdown, as the local `salmon` reader's do."""
+    from slmeval.data.salmon import PARTS
+
+    root = Path(path)
+    if not root.is_dir():
+        raise DataLayoutError(f"{root}: does not exist or is not a folder (expected SALMon parquet files by part)")
+    files = sorted(p for p in root.rglob("*.parquet") if p.is_file())
+    wanted = list(PARTS if parts is None else parts)
+    pairs = []
+    for part in wanted:
+        mine = [f for f in files if part in f.relative_to(root).parts[:-1] or re.match(rf"^{re.escape(part)}[-_.]", f.name)]
+        if not mine:
+            raise DataLayoutError(f"{root}: no parquet file for SALMon part {part!r} (files: "
+                                  f"{examples([str(f.relative_to(root)) for f in files]) or 'none'})")
+        table, starts = _load(mine)
+        for col in (positive, negative):
+            if col not in table.schema.names:
+                raise DataLayoutError(f"{mine[0]}: no column {col!r} (columns: {', '.join(table.schema.names)})")
+        pos, neg = _audio_bytes(table, positive, starts), _audio_bytes(table, negative, starts)
+        pairs += [Pair(id=f"{part}/{i}", positive=Utterance(key=f"{part}/{i}/positive", audio=pb),
+                       negative=Utterance(key=f"{part}/{i}/negative", audio=nb), meta={"part": part, "sample": i})
+                  for i, (pb, nb) in enumerate(zip(pos, neg))]
+    return pairs

@@ -140,7 +140,11 @@ def read_sblimp(root: Path, split: str = "dev") -> list[Pair]:
     Read `<root>/syntactic/<split>/` (gold.csv + audio) into voice-pairs."""
     split_dir, gold = locate_split(root, "syntactic", split)
     df = read_gold(gold, GOLD_COLUMNS, required=("filename", "type", "subtype", "id", "voice", "correct"))
-    on_disk = audio_for(split_dir, df)
+    return sblimp_pairs(gold, df, audio_for(split_dir, df))
+
+
+def sblimp_pairs(gold: Path, df: pd.DataFrame, on_disk: dict) -> list[Pair]:
+    """Voice-pairs of a read syntactic gold.csv, audio looked up by file stem (a path or encoded bytes)."""
     rows = pair_rows(df, gold, PAIR_KEY)
     rows["pair_id"] = rows["type"] + "/" + rows["subtype"] + "/" + rows["id"] + "/" + rows["voice"]
     rows = _sort(rows, ["type", "subtype", "item_number", "id", "voice"])
@@ -194,7 +198,11 @@ def read_swuggy(root: Path, split: str = "dev") -> list[Pair]:
     leaves non-words' spelling empty; the official scorer then shows phones the same way)."""
     split_dir, gold = locate_split(root, "lexical", split)
     df = read_gold(gold, LEXICAL_COLUMNS, required=("filename", "correct", "voice", "id"))
-    on_disk = audio_for(split_dir, df)
+    return lexical_pairs(gold, df, audio_for(split_dir, df))
+
+
+def lexical_pairs(gold: Path, df: pd.DataFrame, on_disk: dict) -> list[Pair]:
+    """(word, non-word) voice-pairs of a read lexical gold.csv, audio looked up by file stem."""
     rows = pair_rows(df, gold, LEXICAL_PAIR_KEY)
     rows["pair_id"] = rows["id"] + "/" + rows["voice"]
     rows = _sort(rows, ["item_number", "id", "voice"])

@@ -1,0 +1,449 @@
+"""Task data from a pinned public copy: a Hugging Face Hub dataset repo or an official archive address.
+
+A task file may name, besides its local `--data-root` layout, where the data can be downloaded:
+
+    hub:      {repo: ORG/NAME, revision: <commit sha>, files: {PATH: <sha256>|null, ...}
+               | include: [GLOB, ...], source: READER, options: {...}, subdir: FOLDER}
+    archive:  {url: https://..., sha256: <hex>|null, md5: <hex>|null, folder: NAME, size: BYTES}
+
+Verified means: every byte on disk matches a checksum written in the task file, and the Hub revision is
+a commit (a branch or tag moves). Where the public record gives no revision or no checksum the task file
+says `null` and the data is *unpinned*: it is downloaded, checked against what the Hub itself reports
+(its sha256 of LFS files, its sizes) so a corrupt or truncated download is still refused, but it is never
+called verified. Hub files go to the huggingface_hub cache (HF_HUB_CACHE, shared with every HF tool);
+archives and the records of what was pulled go under `<slmeval cache>/data/`.
+
+A failed download leaves nothing that looks complete: huggingface_hub writes to a temporary file and
+renames it when the transfer is whole; a file whose checksum is wrong is deleted (blob and snapshot
+link); an archive is unpacked into a temporary folder that is renamed into place. `pull` is resumable at
+file granularity (files already in the cache are kept and re-checked against the record; an archive's
+`.part` file is continued with an HTTP Range request).
+"""
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from slmeval.data.base import DataLayoutError
+from slmeval.io import atomic_write_text, sha256_file
+
+log = logging.getLogger(__name__)
+
+COMMIT = re.compile(r"^[0-9a-f]{40}$")
+_HEX = {"sha256": re.compile(r"^[0-9a-f]{64}$"), "md5": re.compile(r"^[0-9a-f]{32}$")}
+_REPO = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+class RemoteDataError(DataLayoutError):
+    """A download that cannot be used: not found, gated, offline, a checksum that does not match."""
+
+
+@dataclass(frozen=True)
+class HubPin:
+    repo: str
+    revision: str                                  # a commit sha pins; a branch / tag moves
+    files: tuple[tuple[str, str | None], ...] = ()  # (path in repo, sha256 or None)
+    include: tuple[str, ...] = ()                  # globs, when the file list itself is not pinned
+    source: str | None = None                      # reader of the snapshot (default: the task's source)
+    options: dict | None = None                    # its options (default: the task's options)
+    subdir: str = ""                               # folder inside the snapshot given to the reader
+    kind: str = "hub"
+
+    def unpinned(self) -> list[str]:
+        """Why this copy cannot be verified (empty: fully pinned)."""
+        why = []
+        if not COMMIT.match(self.revision):
+            why.append(f"revision {self.revision!r} is a branch or tag, not a commit sha")
+        if self.include:
+            why.append("the file list is a pattern, not a pinned list")
+        missing = [p for p, s in self.files if s is None]
+        if missing:
+            why.append(f"no published checksum for {len(missing)} file(s) ({', '.join(missing[:3])})")
+        return why
+
+    def describe(self) -> str:
+        return f"https://huggingface.co/datasets/{self.repo} @ {self.revision}"
+
+
+@dataclass(frozen=True)
+class ArchivePin:
+    url: str
+    folder: str                                    # what the archive is unpacked into (the --data-root name)
+    sha256: str | None = None
+    md5: str | None = None
+    size: int | None = None
+    source: str | None = None
+    options: dict | None = None
+    subdir: str = ""
+    kind: str = "archive"
+
+    def unpinned(self) -> list[str]:
+        return [] if self.sha256 or self.md5 else ["no published checksum for the archive"]
+
+    def describe(self) -> str:
+        return self.url
+
+
+Remote = HubPin | ArchivePin
+
+
+@dataclass
+class Fetched:
+    """Data on disk for one remote copy."""
+    path: Path                                     # what the reader reads (snapshot / unpacked folder + subdir)
+    verified: bool
+    reasons: list[str]                             # why not verified
+    commit: str | None = None
+    files: dict[str, dict] = field(default_factory=dict)   # path -> {sha256, size}
+
+    @property
+    def size(self) -> int:
+        return sum(int(f.get("size") or 0) for f in self.files.values())
+
+
+# -- parsing ----------------------------------------------------------------------------------------
+
+def _str(raw: dict, key: str, where: str, required: bool = False) -> str | None:
+    value = raw.get(key)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value:
+        raise DataLayoutError(f"{where}: `{key}` must be a non-empty string, got {value!r}")
+    return value
+
+
+def _checksum(value, algo: str, where: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _HEX[algo].match(value.lower()):
+        raise DataLayoutError(f"{where}: {value!r} is not a {algo} hex digest (write null when none is published)")
+    return value.lower()
+
+
+def parse_remote(hub: dict | None, archive: dict | None, where: str) -> Remote | None:
+    """The task file's `hub:` / `archive:` mapping as a pin; every problem names `where` and the field."""
+    if hub is not None and archive is not None:
+        raise DataLayoutError(f"{where}: give `hub` or `archive`, not both")
+    if hub is not None:
+        where = f"{where}: hub"
+        if not isinstance(hub, dict):
+            raise DataLayoutError(f"{where}: expected a mapping (repo, revision, files|include, ...)")
+        unknown = set(hub) - {"repo", "revision", "files", "include", "source", "options", "subdir"}
+        if unknown:
+            raise DataLayoutError(f"{where}: unknown field(s) {sorted(unknown)}")
+        repo = _str(hub, "repo", where, required=True)
+        if not _REPO.match(repo):
+            raise DataLayoutError(f"{where}: repo {repo!r} is not a Hub id like org/name")
+        if "revision" not in hub:
+            raise DataLayoutError(f"{where}: `revision` is required (a commit sha; a branch name such as main "
+                                  "is accepted but the data is then never verified)")
+        files, include = hub.get("files"), hub.get("include")
+        if (files is None) == (include is None):
+            raise DataLayoutError(f"{where}: give `files` (path: sha256 or null) or `include` (globs), one of them")
+        if files is not None:
+            if isinstance(files, list):
+                files = dict.fromkeys(files)
+            if not isinstance(files, dict) or not files or not all(isinstance(p, str) and p for p in files):
+                raise DataLayoutError(f"{where}: `files` maps each path in the repo to its sha256 (or null)")
+            files = tuple((p, _checksum(s, "sha256", f"{where}.files[{p}]")) for p, s in files.items())
+        if include is not None:
+            include = [include] if isinstance(include, str) else include
+            if not isinstance(include, list) or not include or not all(isinstance(g, str) and g for g in include):
+                raise DataLayoutError(f"{where}: `include` is a glob or a list of globs")
+        options = hub.get("options")
+        if options is not None and not isinstance(options, dict):
+            raise DataLayoutError(f"{where}: `options` must be a mapping of reader options")
+        return HubPin(repo, str(_str(hub, "revision", where, required=True)), files or (), tuple(include or ()),
+                      _str(hub, "source", where), options, (_str(hub, "subdir", where) or "").strip("/"))
+    if archive is not None:
+        where = f"{where}: archive"
+        if not isinstance(archive, dict):
+            raise DataLayoutError(f"{where}: expected a mapping (url, sha256|md5, folder)")
+        unknown = set(archive) - {"url", "sha256", "md5", "size", "folder", "source", "options", "subdir"}
+        if unknown:
+            raise DataLayoutError(f"{where}: unknown field(s) {sorted(unknown)}")
+        url = _str(archive, "url", where, required=True)
+        if not url.startswith(("https://", "http://")) or not url.endswith(".zip"):
+            raise DataLayoutError(f"{where}: url {url!r}: expected an http(s) address of a .zip archive")
+        folder = _str(archive, "folder", where, required=True)
+        if "/" in folder or folder in (".", ".."):
+            raise DataLayoutError(f"{where}: folder {folder!r} must be a plain folder name")
+        size = archive.get("size")
+        if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size <= 0):
+            raise DataLayoutError(f"{where}: size must be a positive number of bytes, got {size!r}")
+        return ArchivePin(url, folder, _checksum(archive.get("sha256"), "sha256", where),
+                          _checksum(archive.get("md5"), "md5", where), size, _str(archive, "source", where),
+                          archive.get("options"), (_str(archive, "subdir", where) or "").strip("/"))
+    return None
+
+
+# -- where things live --------------------------------------------------------------------------------
+
+def hub_offline() -> bool:
+    from huggingface_hub import constants
+
+    flag = lambda n: os.environ.get(n, "").strip().upper() in ("1", "ON", "YES", "TRUE")  # noqa: E731
+    return flag("HF_HUB_OFFLINE") or flag("TRANSFORMERS_OFFLINE") or bool(constants.HF_HUB_OFFLINE)
+
+
+def hub_cache() -> Path:
+    """HF_HUB_CACHE, else HF_HOME/hub, else huggingface_hub's default (read now, not at import)."""
+    from huggingface_hub import constants
+
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
+    if os.environ.get("HF_HOME"):
+        return Path(os.environ["HF_HOME"]).expanduser() / "hub"
+    return Path(constants.HF_HUB_CACHE)
+
+
+def data_cache() -> Path:
+    from slmeval.units import default_cache_dir
+
+    return default_cache_dir() / "data"
+
+
+def _archive_dir(pin: ArchivePin) -> Path:
+    return data_cache() / "archives" / hashlib.sha256(pin.url.encode()).hexdigest()[:16]
+
+
+def _record_path(pin: Remote, commit: str | None) -> Path:
+    if isinstance(pin, HubPin):
+        return data_cache() / "records" / f"hub--{pin.repo.replace('/', '--')}--{commit}.json"
+    return _archive_dir(pin) / "record.json"
+
+
+def _read_record(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _repo_cache(pin: HubPin) -> Path:
+    return hub_cache() / f"datasets--{pin.repo.replace('/', '--')}"
+
+
+def _commit_in_cache(pin: HubPin) -> str | None:
+    if COMMIT.match(pin.revision):
+        return pin.revision
+    try:
+        return (_repo_cache(pin) / "refs" / pin.revision).read_text().strip() or None
+    except OSError:
+        return None
+
+
+def _verdict(pin: Remote, files: dict[str, dict]) -> tuple[bool, list[str]]:
+    reasons = pin.unpinned()
+    if isinstance(pin, HubPin):
+        for path, want in pin.files:
+            if want is not None and files.get(path, {}).get("sha256") != want:
+                reasons.append(f"{path}: sha256 differs from the pin")
+    return not reasons, reasons
+
+
+# -- what is already here -----------------------------------------------------------------------------
+
+def cached(pin: Remote) -> Fetched | None:
+    """The copy on this machine when it is complete (no network); None otherwise."""
+    if isinstance(pin, ArchivePin):
+        record, folder = _read_record(_record_path(pin, None)), _archive_dir(pin) / pin.folder
+        if record is None or not folder.is_dir():
+            return None
+        verified, reasons = _verdict(pin, record.get("files", {}))
+        return Fetched(folder / pin.subdir if pin.subdir else folder, verified, reasons, None, record.get("files", {}))
+    commit = _commit_in_cache(pin)
+    if commit is None:
+        return None
+    snapshot = _repo_cache(pin) / "snapshots" / commit
+    record = _read_record(_record_path(pin, commit))
+    if record is None:
+        return None
+    files = record.get("files", {})
+    if not files or not all((snapshot / p).is_file() for p in files):
+        return None
+    if pin.files and set(files) != {p for p, _ in pin.files}:
+        return None
+    verified, reasons = _verdict(pin, files)
+    return Fetched(snapshot / pin.subdir if pin.subdir else snapshot, verified, reasons, commit, files)
+
+
+# -- pulling ---------------------------------------------------------------------------------------------
+
+def _hub_errors(pin: HubPin, task: str, err: Exception) -> RemoteDataError:
+    from huggingface_hub.errors import (EntryNotFoundError, GatedRepoError, LocalEntryNotFoundError,
+                                        RepositoryNotFoundError, RevisionNotFoundError)
+
+    pull = f"`slmeval data pull {task}`"
+    if isinstance(err, GatedRepoError):
+        return RemoteDataError(f"task {task!r}: the Hub dataset {pin.repo} is gated (401). Accept its terms on "
+                               f"https://huggingface.co/datasets/{pin.repo}, log in (`hf auth login` or HF_TOKEN), "
+                               f"then run {pull}")
+    if isinstance(err, RevisionNotFoundError):
+        return RemoteDataError(f"task {task!r}: revision {pin.revision} of {pin.repo} is not on the Hub (404): the "
+                               "pinned commit was removed or the repo's history rewritten. The task file's pin "
+                               "must be updated to a revision whose files are checked again")
+    if isinstance(err, EntryNotFoundError):
+        return RemoteDataError(f"task {task!r}: {pin.repo} @ {pin.revision} has no file the task file names (404: "
+                               f"{str(err).splitlines()[0][:160]})")
+    if isinstance(err, RepositoryNotFoundError):
+        return RemoteDataError(f"task {task!r}: no dataset {pin.repo} on the Hub (404; a private repo needs "
+                               "`hf auth login` or HF_TOKEN)")
+    if isinstance(err, LocalEntryNotFoundError):
+        return RemoteDataError(f"task {task!r}: {pin.repo} could not be reached and is not in the cache "
+                               f"({hub_cache()}); run {pull} when online")
+    return RemoteDataError(f"task {task!r}: downloading {pin.repo} failed ({type(err).__name__}: "
+                           f"{str(err).splitlines()[0][:200]}); run {pull} again: files already fetched are kept")
+
+
+def _listing(pin: HubPin) -> tuple[str, dict[str, dict]]:
+    """(commit, {path: {size, hub_sha256}}) as the Hub reports them for the pin."""
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import EntryNotFoundError
+
+    api = HfApi(endpoint=os.environ.get("HF_ENDPOINT") or None)
+    commit = api.dataset_info(pin.repo, revision=pin.revision).sha
+    if pin.files:
+        wanted = [p for p, _ in pin.files]
+        entries = api.get_paths_info(pin.repo, wanted, revision=commit, repo_type="dataset")
+        found = {e.path: e for e in entries}
+        absent = [p for p in wanted if p not in found]
+        if absent:
+            raise EntryNotFoundError(f"{', '.join(absent[:3])} not in {pin.repo} @ {commit}")
+    else:
+        found = {e.path: e for e in api.list_repo_tree(pin.repo, recursive=True, revision=commit, repo_type="dataset")
+                 if hasattr(e, "size") and any(fnmatch.fnmatch(e.path, g) for g in pin.include)}
+        if not found:
+            raise EntryNotFoundError(f"no file of {pin.repo} @ {commit} matches {list(pin.include)}")
+    return commit, {p: {"size": e.size, "hub_sha256": e.lfs.sha256 if getattr(e, "lfs", None) else None}
+                    for p, e in sorted(found.items())}
+
+
+def _discard(path: Path) -> None:
+    """Remove a cached file and the blob its snapshot link points at."""
+    blob = path.resolve() if path.is_symlink() else None
+    path.unlink(missing_ok=True)
+    if blob is not None:
+        blob.unlink(missing_ok=True)
+
+
+def pull_hub(pin: HubPin, task: str, *, advance: Callable[[int], None] = lambda n: None,
+             announce: Callable[[str, int, int], None] = lambda what, n, size: None) -> Fetched:
+    from huggingface_hub import hf_hub_download
+
+    try:
+        commit, listing = _listing(pin)
+    except Exception as err:   # noqa: BLE001 - every Hub failure becomes one message
+        raise _hub_errors(pin, task, err) from None
+    old = _read_record(_record_path(pin, commit)) or {"files": {}}
+    snapshot = _repo_cache(pin) / "snapshots" / commit
+    todo = [p for p in listing if not ((snapshot / p).is_file() and p in old["files"]
+                                       and old["files"][p]["size"] == (snapshot / p).stat().st_size)]
+    announce(f"{pin.repo} @ {commit[:12]}", len(todo), sum(listing[p]["size"] or 0 for p in todo))
+    pinned = dict(pin.files)
+    files: dict[str, dict] = {p: old["files"][p] for p in listing if p not in todo}
+    advance(sum(int(files[p]["size"]) for p in files))
+    for path in todo:
+        try:
+            local = Path(hf_hub_download(pin.repo, path, repo_type="dataset", revision=commit,
+                                         cache_dir=hub_cache(), endpoint=os.environ.get("HF_ENDPOINT") or None))
+        except Exception as err:   # noqa: BLE001
+            raise _hub_errors(pin, task, err) from None
+        digest, size = sha256_file(local), local.stat().st_size
+        want, what = (pinned.get(path), "the task file's pin") if pinned.get(path) else \
+            (listing[path]["hub_sha256"], "the sha256 the Hub reports")
+        if (want and digest != want) or (listing[path]["size"] is not None and size != listing[path]["size"]):
+            _discard(local)
+            raise RemoteDataError(f"task {task!r}: {pin.repo}/{path} @ {commit[:12]} has sha256 {digest} ({size} "
+                                  f"bytes), not {want or '?'} ({listing[path]['size']} bytes) as {what} says; the "
+                                  f"file was deleted. Run `slmeval data pull {task}` again; if it repeats, the "
+                                  "Hub copy no longer matches the pin")
+        files[path] = {"sha256": digest, "size": size}
+        advance(size)
+    verified, reasons = _verdict(pin, files)
+    record = {"kind": "hub", "repo": pin.repo, "revision": pin.revision, "commit": commit, "files": files,
+              "verified": verified, "reasons": reasons}
+    atomic_write_text(_record_path(pin, commit), json.dumps(record, indent=1, sort_keys=True))
+    if not COMMIT.match(pin.revision):   # a moving revision: keep refs/<rev> for offline reruns
+        ref = _repo_cache(pin) / "refs" / pin.revision
+        if not ref.is_file() or ref.read_text().strip() != commit:
+            atomic_write_text(ref, commit)
+    return Fetched(snapshot / pin.subdir if pin.subdir else snapshot, verified, reasons, commit, files)
+
+
+def pull_archive(pin: ArchivePin, task: str, *, advance: Callable[[int], None] = lambda n: None,
+                 announce: Callable[[str, int, int], None] = lambda what, n, size: None) -> Fetched:
+    import httpx
+
+    root = _archive_dir(pin)
+    root.mkdir(parents=True, exist_ok=True)
+    part = root / (pin.url.rsplit("/", 1)[-1] + ".part")
+    start = part.stat().st_size if part.is_file() else 0
+    announce(pin.url, 1, pin.size or 0)
+    headers = {"Range": f"bytes={start}-"} if start else {}
+    try:
+        with httpx.stream("GET", pin.url, headers=headers, follow_redirects=True, timeout=60) as resp:
+            if resp.status_code == 416 and start:       # already whole
+                pass
+            elif resp.status_code not in (200, 206):
+                raise RemoteDataError(f"task {task!r}: {pin.url} answered HTTP {resp.status_code}")
+            else:
+                mode = "ab" if resp.status_code == 206 else "wb"   # 200: the server ignored Range, start over
+                advance(start if mode == "ab" else 0)
+                with part.open(mode) as fh:
+                    for chunk in resp.iter_bytes(1 << 20):
+                        fh.write(chunk)
+                        advance(len(chunk))
+    except httpx.HTTPError as err:
+        raise RemoteDataError(f"task {task!r}: downloading {pin.url} stopped ({type(err).__name__}: {err}); run "
+                              f"`slmeval data pull {task}` again to continue it") from None
+    sha, md5 = hashlib.sha256(), hashlib.md5()
+    with part.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 22), b""):
+            sha.update(chunk)
+            md5.update(chunk)
+    size = part.stat().st_size
+    bad = (pin.sha256 and sha.hexdigest() != pin.sha256) or (pin.md5 and md5.hexdigest() != pin.md5) \
+        or (pin.size and size != pin.size)
+    if bad:
+        part.unlink()
+        raise RemoteDataError(f"task {task!r}: {pin.url}: got {size} bytes, sha256 {sha.hexdigest()}, md5 "
+                              f"{md5.hexdigest()}; the task file pins sha256={pin.sha256} md5={pin.md5} "
+                              f"size={pin.size}. The download was deleted; run `slmeval data pull {task}` again")
+    tmp = root / f".extract-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        with zipfile.ZipFile(part) as zf:
+            for name in zf.namelist():   # never write outside the folder (zip slip)
+                if name.startswith("/") or ".." in Path(name).parts:
+                    raise RemoteDataError(f"task {task!r}: {pin.url}: member {name!r} would unpack outside its folder")
+            zf.extractall(tmp)
+    except zipfile.BadZipFile as err:
+        part.unlink()
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise RemoteDataError(f"task {task!r}: {pin.url} is not a valid zip archive ({err}); it was deleted") from None
+    target = root / pin.folder
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(tmp, target)
+    files = {pin.url.rsplit("/", 1)[-1]: {"sha256": sha.hexdigest(), "md5": md5.hexdigest(), "size": size}}
+    verified, reasons = _verdict(pin, files)
+    atomic_write_text(_record_path(pin, None), json.dumps({"kind": "archive", "url": pin.url, "files": files,
+                                                          "verified": verified, "reasons": reasons}, indent=1))
+    part.unlink()   # unpacked: the archive itself is not kept (sLM21 is ~30 GB)
+    return Fetched(target / pin.subdir if pin.subdir else target, verified, reasons, None, files)
+
+
+def pull(pin: Remote, task: str, **kwargs) -> Fetched:
+    if hub_offline():
+        raise RemoteDataError(f"task {task!r}: HF_HUB_OFFLINE=1 forbids downloading {pin.describe()}; run "
+                              f"`slmeval data pull {task}` with network access")
+    return (pull_hub if isinstance(pin, HubPin) else pull_archive)(pin, task, **kwargs)
