@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from slmeval.cli.app import app
-from slmeval.cli import run, plugins, demo, units, fit, synth, leaderboard, check, text, sweep  # noqa: F401  (registration)
+from slmeval.cli import run, plugins, demo, units, fit, synth, leaderboard, check, text, sweep, data  # noqa: F401  (registration)
 
 __all__ = ["app", "main"]
 
