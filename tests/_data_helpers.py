@@ -352,3 +352,46 @@ def make_salmon(root: Path, parts: tuple[str, ...], n_samples: int = 2, extra_op
                               meta={"part": part, "sample": i}))
         (folder / "metadata.json").write_text(json.dumps([{"index": i} for i in range(n_samples)]))
     return pairs
+
+
+# --- the Hub layouts (written with tarfile / pyarrow, independently of slmeval's readers) -------------
+
+def to_webdataset(split_dir: Path, out: Path, n_shards: int = 2, ext: str = ".wav") -> dict[str, bytes]:
+    """A ZeroSpeech split folder (gold.csv + audio) as the Hub's WebDataset layout: `out/gold.csv` and
+    `out/audio/dev-00000N.tar`, members `<filename><ext>` dealt round-robin over the shards. Returns
+    {path in repo: bytes} for the stand-in Hub."""
+    import tarfile
+
+    files = sorted(p for p in Path(split_dir).iterdir() if p.suffix == ext)
+    shards: list[list[Path]] = [files[i::n_shards] for i in range(n_shards)]
+    out = Path(out)
+    (out / "audio").mkdir(parents=True, exist_ok=True)
+    repo = {"gold.csv": (Path(split_dir) / "gold.csv").read_bytes()}
+    for i, members in enumerate(shards):
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            for f in members:
+                data = f.read_bytes()
+                info = tarfile.TarInfo(f.name)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+        repo[f"audio/dev-{i:06d}.tar"] = buf.getvalue()
+    for path, data in repo.items():
+        (out / path).write_bytes(data)
+    return repo
+
+
+def pairs_to_parquet(pairs: list[Pair], positive: str = "positive", negative: str = "negative") -> bytes:
+    """Parquet bytes with audio struct columns {bytes, path} (datasets' Audio(decode=False) storage) holding
+    each pair's file bytes, in pair order, and the pair id as `id`."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    audio = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+    cols = {"id": [p.id.replace("/", "_") for p in pairs]}
+    for name, side in ((positive, "positive"), (negative, "negative")):
+        cols[name] = pa.array([{"bytes": Path(getattr(p, side).audio).read_bytes(),
+                                "path": Path(getattr(p, side).audio).name} for p in pairs], type=audio)
+    buf = io.BytesIO()
+    pq.write_table(pa.table(cols), buf)
+    return buf.getvalue()

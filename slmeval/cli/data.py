@@ -72,4 +72,4 @@ def list_cmd(
         verified = "–" if got is None else "yes" if got.verified else "no: " + "; ".join(got.reasons)
         table.add_row(name, pin.describe(), "–" if got is None else f"{len(got.files)} file(s), {got.size} B",
                       verified, local)
-    console.print(table)
+    Console().print(table)   # made here: the width is read when the command runs

@@ -382,28 +382,28 @@ def pull_hub(pin: HubPin, task: str, *, advance: Callable[[int], None] = lambda 
 
 def pull_archive(pin: ArchivePin, task: str, *, advance: Callable[[int], None] = lambda n: None,
                  announce: Callable[[str, int, int], None] = lambda what, n, size: None) -> Fetched:
-    import httpx
+    import urllib.error
+    import urllib.request
 
     root = _archive_dir(pin)
     root.mkdir(parents=True, exist_ok=True)
     part = root / (pin.url.rsplit("/", 1)[-1] + ".part")
     start = part.stat().st_size if part.is_file() else 0
     announce(pin.url, 1, pin.size or 0)
-    headers = {"Range": f"bytes={start}-"} if start else {}
+    # the standard library is enough here (follows redirects; Range continues a `.part` left by a cut run)
+    request = urllib.request.Request(pin.url, headers={"Range": f"bytes={start}-"} if start else {})
     try:
-        with httpx.stream("GET", pin.url, headers=headers, follow_redirects=True, timeout=60) as resp:
-            if resp.status_code == 416 and start:       # already whole
-                pass
-            elif resp.status_code not in (200, 206):
-                raise RemoteDataError(f"task {task!r}: {pin.url} answered HTTP {resp.status_code}")
-            else:
-                mode = "ab" if resp.status_code == 206 else "wb"   # 200: the server ignored Range, start over
-                advance(start if mode == "ab" else 0)
-                with part.open(mode) as fh:
-                    for chunk in resp.iter_bytes(1 << 20):
-                        fh.write(chunk)
-                        advance(len(chunk))
-    except httpx.HTTPError as err:
+        with urllib.request.urlopen(request, timeout=60) as resp:
+            mode = "ab" if resp.status == 206 else "wb"   # 200: the server ignored Range, start over
+            advance(start if mode == "ab" else 0)
+            with part.open(mode) as fh:
+                for chunk in iter(lambda: resp.read(1 << 20), b""):
+                    fh.write(chunk)
+                    advance(len(chunk))
+    except urllib.error.HTTPError as err:
+        if not (err.code == 416 and start):   # 416 on a Range from the end: the .part is already whole
+            raise RemoteDataError(f"task {task!r}: {pin.url} answered HTTP {err.code} ({err.reason})") from None
+    except (urllib.error.URLError, OSError) as err:
         raise RemoteDataError(f"task {task!r}: downloading {pin.url} stopped ({type(err).__name__}: {err}); run "
                               f"`slmeval data pull {task}` again to continue it") from None
     sha, md5 = hashlib.sha256(), hashlib.md5()

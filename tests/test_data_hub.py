@@ -1,0 +1,272 @@
+"""Benchmark data from a pinned public copy, through the real download code against the stand-in Hub
+(tests/_hub_server.py on 127.0.0.1): tiny espeak-ng sWUGGY (WebDataset shards + gold.csv, the ZeroSpeech
+team's Hub layout), StoryCloze (parquet with audio columns) and SALMon (parquet per part), each also in its
+local layout. References: the local layout's pairs and scores (the readers' own tests check those against
+the official scorers), checksums computed here with hashlib, and the stand-in Hub's request log."""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+import slmeval
+from _data_helpers import make_salmon, make_storycloze, make_swuggy, pairs_to_parquet, speech, to_webdataset
+from _hub_server import hub  # noqa: F401  (fixture)
+from conftest import N_UNITS
+from slmeval.audio import write_audio
+from slmeval.cli import app
+from slmeval.data import read_pairs
+from slmeval.registry import TaskError, get_tasks
+from slmeval.task_data import resolve_task_data
+from slmeval.units import fit_logmel_kmeans
+
+PARTS = ["bg_alignment", "speaker_consistency"]
+SWUGGY = {"family": "zerospeech_lexical", "source": "zerospeech_lexical", "path": "sLM21-dataset",
+          "options": {"split": "dev"}, "grouping": {"item": ["item"], "breakdown": ["frequency_band"], "voice": "voice"}}
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    local = tmp_path_factory.mktemp("local")
+    swuggy = make_swuggy(local / "sLM21-dataset")
+    story = make_storycloze(local / "sStoryCloze")
+    salmon = make_salmon(local / "salmon_benchmark", tuple(PARTS))
+    wds = to_webdataset(local / "sLM21-dataset" / "lexical" / "dev", tmp_path_factory.mktemp("wds"))
+    train = tmp_path_factory.mktemp("train")
+    for i, (text, voice) in enumerate([("water garden window", "en-us"), ("the cat sleeps on the mat", "en-gb+f3")]):
+        write_audio(train / f"{i}.wav", speech(text, voice))
+    tok = fit_logmel_kmeans(sorted(train.glob("*.wav")), k=N_UNITS, out_dir=tmp_path_factory.mktemp("tok"),
+                            progress=False)
+    repos = {
+        "zr/swuggy": wds,
+        "speed/sstory": {"data/train-00000-of-00001.parquet": pairs_to_parquet(story)},
+        "slprl/salmon": {f"{part}/train/0000.parquet": pairs_to_parquet([p for p in salmon if p.meta["part"] == part],
+                                                                         "positive_audio", "negative_audio")
+                         for part in PARTS},
+    }
+    return {"local": local, "swuggy": swuggy, "repos": repos, "tok": str(tok), "units": tmp_path_factory.mktemp("u")}
+
+
+def same(a, b) -> bool:
+    """Equal numbers, NaN included (a one-item group's stderr is NaN)."""
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+
+def write_tasks(folder: Path, tasks: list[dict]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for t in tasks:
+        (folder / f"{t['name']}.yaml").write_text(yaml.safe_dump(t))
+    return folder
+
+
+def pinned(repo: str, sha_: str, files: dict[str, bytes], **extra) -> dict:
+    return {"repo": repo, "revision": sha_, "files": {p: sha(d) for p, d in files.items()}, **extra}
+
+
+@pytest.fixture
+def env(hub, world, tmp_path, monkeypatch):  # noqa: F811
+    """Every repo on the stand-in Hub, task files pinning each (commit + sha256 of every file)."""
+    monkeypatch.setenv("SLMEVAL_CACHE", str(tmp_path / "slm_cache"))
+    shas = {repo: hub.add(repo, files, repo_type="dataset") for repo, files in world["repos"].items()}
+    r = world["repos"]
+    tasks = [
+        {"name": "hub_swuggy", **SWUGGY, "hub": pinned("zr/swuggy", shas["zr/swuggy"], r["zr/swuggy"],
+                                                        source="zerospeech_lexical_webdataset",
+                                                        options={"shards": "audio/*.tar"})},
+        {"name": "hub_sstory", "source": "storycloze", "path": "sStoryCloze",
+         "hub": pinned("speed/sstory", shas["speed/sstory"], r["speed/sstory"], source="hf_pairs", options={})},
+        {"name": "hub_salmon", "source": "salmon", "path": "salmon_benchmark", "options": {"parts": PARTS},
+         "grouping": {"breakdown": ["part"]},
+         "hub": pinned("slprl/salmon", shas["slprl/salmon"], r["slprl/salmon"], source="salmon_parquet",
+                       options={"parts": PARTS})},
+    ]
+    return {"hub": hub, "shas": shas, "tasks": write_tasks(tmp_path / "tasks", tasks), "tmp": tmp_path,
+            "names": [t["name"] for t in tasks], "monkeypatch": monkeypatch}
+
+
+def run(world, env, tasks=None, data_root=None, model=None, **kw):
+    return slmeval.evaluate(model or kw.pop("tiny"), tasks or env["names"], data_root=data_root,
+                            tokenizer=world["tok"], include_path=[env["tasks"]], cache_dir=world["units"],
+                            progress=False, **kw)
+
+
+def test_hub_copies_score_as_the_local_layout_and_rerun_offline(world, env, tiny_llama_dir):
+    hub_ = env["hub"]
+    local = run(world, env, data_root=world["local"], model=tiny_llama_dir)
+    assert hub_.log == []                                  # the local layout wins: not one request
+    first = run(world, env, model=tiny_llama_dir)
+    assert same(first["results"], local["results"]) and same(first["breakdowns"], local["breakdowns"])
+    for task, repo in (("hub_swuggy", "zr/swuggy"), ("hub_sstory", "speed/sstory"), ("hub_salmon", "slprl/salmon")):
+        data = first["provenance"]["data"][task]
+        assert data["verified"] is True and data["commit"] == env["shas"][repo]
+        assert sorted(hub_.downloads(repo, "dataset")) == sorted(world["repos"][repo])   # each file once
+        assert {p: f["sha256"] for p, f in data["files"].items()} == {p: sha(d) for p, d in world["repos"][repo].items()}
+    assert local["provenance"]["data"]["hub_swuggy"] == {"kind": "local"}
+    # the WebDataset pairs are the local pairs: same ids, keys, meta and audio bytes
+    got = read_pairs("zerospeech_lexical_webdataset", _snapshot(env, "zr/swuggy"), shards="audio/*.tar")
+    assert [(p.id, p.positive.key, p.negative.key, p.meta) for p in got] == \
+           [(p.id, p.positive.key, p.negative.key, p.meta) for p in world["swuggy"]]
+    assert all(g.positive.audio == Path(w.positive.audio).read_bytes() for g, w in zip(got, world["swuggy"]))
+    # warm cache, offline: the same numbers and no request at all
+    hub_.offline(env["monkeypatch"])
+    n = len(hub_.log)
+    again = run(world, env, model=tiny_llama_dir)
+    assert same(again["results"], first["results"]) and len(hub_.log) == n
+
+
+def _snapshot(env, repo: str) -> Path:
+    return env["tmp"] / "hf_cache" / f"datasets--{repo.replace('/', '--')}" / "snapshots" / env["shas"][repo]
+
+
+def test_cold_cache_offline_is_one_error_with_the_pull_command_before_the_model(world, env):
+    env["hub"].offline(env["monkeypatch"])
+    with pytest.raises(TaskError) as err:
+        run(world, env, model="/no/such/model")           # data is resolved first: the model is never looked at
+    assert "`slmeval data pull hub_swuggy hub_sstory hub_salmon`" in str(err.value)
+    assert "model" not in str(err.value) and env["hub"].log == []
+    out = CliRunner().invoke(app, ["run", "--model", "/no/such/model", "--tasks", ",".join(env["names"]),
+                                   "--include-path", str(env["tasks"]), "--tokenizer", world["tok"]])
+    assert out.exit_code == 2 and "slmeval data pull hub_swuggy hub_sstory hub_salmon" in out.output
+    assert "Traceback" not in out.output
+
+
+def _cache_files(env) -> list[Path]:
+    return [p for p in (env["tmp"] / "hf_cache").rglob("*") if p.is_file() and "refs" not in p.parts]
+
+
+def test_checksum_mismatch_is_an_error_and_nothing_stays(world, env):
+    bad = dict(yaml.safe_load((env["tasks"] / "hub_swuggy.yaml").read_text()))
+    bad["hub"]["files"]["gold.csv"] = "0" * 64
+    write_tasks(env["tasks"], [bad])
+    out = CliRunner().invoke(app, ["data", "pull", "hub_swuggy", "--include-path", str(env["tasks"]), "--no-progress"])
+    assert out.exit_code == 2 and "gold.csv" in out.output and sha(world["repos"]["zr/swuggy"]["gold.csv"]) in out.output
+    assert not [p for p in _cache_files(env) if p.read_bytes() == world["repos"]["zr/swuggy"]["gold.csv"]]
+    assert not (env["tmp"] / "slm_cache" / "data" / "records").exists()
+    # a download corrupted in transit (same length, other bytes) against the right pin: refused, then retried
+    story = get_tasks(["hub_sstory"], [env["tasks"]])
+    name = "data/train-00000-of-00001.parquet"
+    env["hub"].fault("speed/sstory", name, "corrupt", times=1, repo_type="dataset")
+    with pytest.raises(TaskError, match="train-00000-of-00001.parquet"):
+        resolve_task_data(story, None, progress=False)
+    good = world["repos"]["speed/sstory"][name]
+    assert not [p for p in _cache_files(env) if p.stat().st_size == len(good)]   # blob and link both gone
+    got = resolve_task_data(story, None, progress=False)["hub_sstory"]          # the retry downloads it whole
+    assert got.provenance["verified"] is True and (got.path / name).read_bytes() == good
+
+
+def test_truncated_download_then_retry(world, env):
+    hub_ = env["hub"]
+    tasks = get_tasks(["hub_sstory"], [env["tasks"]])
+    hub_.fault("speed/sstory", "data/train-00000-of-00001.parquet", "truncate", repo_type="dataset")   # every time
+    with pytest.raises(TaskError, match="hub_sstory"):
+        resolve_task_data(tasks, None, progress=False)
+    assert not [p for p in _cache_files(env) if p.suffix == ".parquet" or p.name.endswith(".incomplete")]
+    hub_.heal()
+    hub_.fault("speed/sstory", "data/train-00000-of-00001.parquet", "truncate", times=1, repo_type="dataset")
+    got = resolve_task_data(tasks, None, progress=False)["hub_sstory"]
+    assert got.provenance["verified"] is True
+    cut = [e for e in hub_.log if e.get("file") == "data/train-00000-of-00001.parquet" and e["method"] == "GET"]
+    assert cut[-2].get("fault") == "truncate" and not cut[-1].get("fault")   # cut once, fetched again in the same pull
+    assert (got.path / "data/train-00000-of-00001.parquet").read_bytes() == \
+        world["repos"]["speed/sstory"]["data/train-00000-of-00001.parquet"]
+
+
+def test_404_and_gated_repos_are_one_clear_error(world, env):
+    hub_, folder = env["hub"], env["tmp"] / "more"
+    base = {"source": "storycloze", "path": "nowhere"}
+    write_tasks(folder, [
+        {"name": "no_repo", **base, "hub": {"repo": "nobody/none", "revision": "main", "include": "*.parquet"}},
+        {"name": "no_file", **base, "hub": {"repo": "speed/sstory", "revision": env["shas"]["speed/sstory"],
+                                            "files": {"data/missing.parquet": None}, "source": "hf_pairs", "options": {}}},
+        {"name": "no_rev", **base, "hub": {"repo": "speed/sstory", "revision": "f" * 40, "include": "*.parquet",
+                                           "source": "hf_pairs", "options": {}}},
+    ])
+    for name, words in (("no_repo", "no dataset nobody/none"), ("no_file", "has no file"), ("no_rev", "not on the Hub")):
+        out = CliRunner().invoke(app, ["data", "pull", name, "--include-path", str(folder), "--no-progress"])
+        assert out.exit_code == 2 and words in out.output and "Traceback" not in out.output, out.output
+    hub_.gate("speed/sstory", repo_type="dataset")
+    tasks = get_tasks(["hub_sstory"], [env["tasks"]])
+    with pytest.raises(TaskError, match=r"gated \(401\).*HF_TOKEN"):
+        resolve_task_data(tasks, None, progress=False)
+    env["monkeypatch"].setenv("HF_TOKEN", hub_.TOKEN)
+    assert resolve_task_data(tasks, None, progress=False)["hub_sstory"].provenance["verified"]
+
+
+def test_a_moved_revision_keeps_the_pinned_files_and_a_branch_is_never_verified(world, env):
+    hub_ = env["hub"]
+    old = world["repos"]["speed/sstory"]
+    new_sha = hub_.add("speed/sstory", {"data/train-00000-of-00001.parquet": b"PAR1 not the same data"},
+                       repo_type="dataset")                # main moves to a new commit
+    pinned_task = get_tasks(["hub_sstory"], [env["tasks"]])
+    got = resolve_task_data(pinned_task, None, progress=False)["hub_sstory"]
+    assert (got.path / "data/train-00000-of-00001.parquet").read_bytes() == old["data/train-00000-of-00001.parquet"]
+    write_tasks(env["tmp"] / "branch", [{"name": "on_main", "source": "hf_pairs", "path": "x",
+                                          "hub": {"repo": "speed/sstory", "revision": "main", "include": "*.parquet"}}])
+    branch = resolve_task_data(get_tasks(["on_main"], [env["tmp"] / "branch"]), None,
+                                                 progress=False)["on_main"]
+    assert branch.provenance["commit"] == new_sha and branch.provenance["verified"] is False
+    assert any("branch or tag" in r for r in branch.provenance["unverified_because"])
+
+
+def test_official_archive_pinned_by_md5_then_a_wrong_md5(world, env, tiny_llama_dir):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for f in sorted((world["local"] / "sLM21-dataset").rglob("*")):
+            if f.is_file():
+                zf.write(f, f.relative_to(world["local"] / "sLM21-dataset").as_posix())
+    data = buf.getvalue()
+    env["hub"].add("zr/archive", {"sLM21.dataset.zip": data}, repo_type="dataset")
+    url = f"{env['hub'].endpoint}/datasets/zr/archive/resolve/main/sLM21.dataset.zip"
+    md5 = hashlib.md5(data).hexdigest()
+    write_tasks(env["tasks"], [{"name": "arch_swuggy", **SWUGGY, "archive": {"url": url, "folder": "sLM21-dataset",
+                                                                             "md5": md5}},
+                               {"name": "arch_bad", **SWUGGY, "archive": {"url": url, "folder": "sLM21-dataset",
+                                                                          "md5": "0" * 32}}])
+    res = run(world, env, tasks=["arch_swuggy"], model=tiny_llama_dir)
+    local = run(world, env, tasks=["arch_swuggy"], data_root=world["local"], model=tiny_llama_dir)
+    assert same(res["results"], local["results"]) and res["provenance"]["data"]["arch_swuggy"]["verified"] is True
+    out = CliRunner().invoke(app, ["data", "pull", "arch_bad", "--include-path", str(env["tasks"]), "--no-progress"])
+    assert out.exit_code == 2 and md5 in out.output and "deleted" in out.output
+    # same address: the bad pin's attempt deleted its download and kept no record claiming the data
+    record = json.loads(next((env["tmp"] / "slm_cache" / "data" / "archives").glob("*/record.json")).read_text())
+    assert record["files"]["sLM21.dataset.zip"]["md5"] == md5
+    assert not list((env["tmp"] / "slm_cache" / "data" / "archives").glob("*/*.part"))
+
+
+def test_data_pull_and_list(world, env):
+    env["monkeypatch"].setenv("COLUMNS", "250")            # one table row per line
+    runner = CliRunner()
+    out = runner.invoke(app, ["data", "list", "--include-path", str(env["tasks"])])
+    assert out.exit_code == 0 and "zr/swuggy" in out.output
+    out = runner.invoke(app, ["data", "pull", "hub_swuggy", "--include-path", str(env["tasks"]), "--no-progress"])
+    assert out.exit_code == 0 and "verified" in out.output and "not verified" not in out.output, out.output
+    size = sum(len(d) for d in world["repos"]["zr/swuggy"].values())
+    assert f"{size} bytes" in out.output
+    out = runner.invoke(app, ["data", "list", "--include-path", str(env["tasks"])])
+    row = next(line for line in out.output.splitlines() if "hub_swuggy" in line)
+    assert "yes" in row and f"{size} B" in row
+    out = runner.invoke(app, ["data", "pull", "swuggy_inter", "--no-progress"])
+    assert out.exit_code == 2 and "names no Hub copy" in out.output
+
+
+def test_task_file_pins_are_checked_when_read(tmp_path):
+    bad = [({"repo": "noslash", "revision": "main", "include": "*"}, "not a Hub id"),
+           ({"repo": "a/b", "include": "*"}, "`revision` is required"),
+           ({"repo": "a/b", "revision": "main"}, "one of them"),
+           ({"repo": "a/b", "revision": "main", "files": {"x": "abc"}}, "not a sha256"),
+           ({"repo": "a/b", "revision": "main", "include": "*", "source": "hf_pairs", "options": {"nope": 1}},
+            "does not take option")]
+    for i, (hub_spec, words) in enumerate(bad):
+        write_tasks(tmp_path / str(i), [{"name": f"t{i}", "source": "storycloze", "path": "x", "hub": hub_spec}])
+        with pytest.raises(TaskError, match=words):
+            get_tasks([f"t{i}"], [tmp_path / str(i)])
