@@ -201,7 +201,9 @@ def test_units_jsonl(tmp_path):
 
 def test_dispatch_table_names_and_options():
     assert set(READERS.names()) == {"zerospeech_sblimp", "zerospeech_lexical", "storycloze", "paired_folder",
-                                    "paired_subfolders", "salmon", "hf_pairs", "units_jsonl", "slm_scaling_shard"}
+                                    "paired_subfolders", "salmon", "hf_pairs", "units_jsonl", "slm_scaling_shard",
+                                    "salmon_parquet", "zerospeech_sblimp_webdataset", "zerospeech_lexical_webdataset",
+                                    "webdataset_pairs"}
     assert reader_options("paired_folder") == ["sep"]
     assert reader_options("hf_pairs") == ["positive", "negative", "id_column", "split"]
     assert reader_options("slm_scaling_shard") == ["verify_checksums"]

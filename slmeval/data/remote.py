@@ -27,8 +27,6 @@ import json
 import logging
 import os
 import re
-import shutil
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -212,14 +210,14 @@ def data_cache() -> Path:
     return default_cache_dir() / "data"
 
 
-def _archive_dir(pin: ArchivePin) -> Path:
+def archive_dir(pin: ArchivePin) -> Path:
     return data_cache() / "archives" / hashlib.sha256(pin.url.encode()).hexdigest()[:16]
 
 
-def _record_path(pin: Remote, commit: str | None) -> Path:
+def record_path(pin: Remote, commit: str | None) -> Path:
     if isinstance(pin, HubPin):
         return data_cache() / "records" / f"hub--{pin.repo.replace('/', '--')}--{commit}.json"
-    return _archive_dir(pin) / "record.json"
+    return archive_dir(pin) / "record.json"
 
 
 def _read_record(path: Path) -> dict | None:
@@ -242,7 +240,7 @@ def _commit_in_cache(pin: HubPin) -> str | None:
         return None
 
 
-def _verdict(pin: Remote, files: dict[str, dict]) -> tuple[bool, list[str]]:
+def verdict(pin: Remote, files: dict[str, dict]) -> tuple[bool, list[str]]:
     reasons = pin.unpinned()
     if isinstance(pin, HubPin):
         for path, want in pin.files:
@@ -256,16 +254,16 @@ def _verdict(pin: Remote, files: dict[str, dict]) -> tuple[bool, list[str]]:
 def cached(pin: Remote) -> Fetched | None:
     """The copy on this machine when it is complete (no network); None otherwise."""
     if isinstance(pin, ArchivePin):
-        record, folder = _read_record(_record_path(pin, None)), _archive_dir(pin) / pin.folder
+        record, folder = _read_record(record_path(pin, None)), archive_dir(pin) / pin.folder
         if record is None or not folder.is_dir():
             return None
-        verified, reasons = _verdict(pin, record.get("files", {}))
+        verified, reasons = verdict(pin, record.get("files", {}))
         return Fetched(folder / pin.subdir if pin.subdir else folder, verified, reasons, None, record.get("files", {}))
     commit = _commit_in_cache(pin)
     if commit is None:
         return None
     snapshot = _repo_cache(pin) / "snapshots" / commit
-    record = _read_record(_record_path(pin, commit))
+    record = _read_record(record_path(pin, commit))
     if record is None:
         return None
     files = record.get("files", {})
@@ -273,7 +271,7 @@ def cached(pin: Remote) -> Fetched | None:
         return None
     if pin.files and set(files) != {p for p, _ in pin.files}:
         return None
-    verified, reasons = _verdict(pin, files)
+    verified, reasons = verdict(pin, files)
     return Fetched(snapshot / pin.subdir if pin.subdir else snapshot, verified, reasons, commit, files)
 
 
@@ -344,7 +342,7 @@ def pull_hub(pin: HubPin, task: str, *, advance: Callable[[int], None] = lambda 
         commit, listing = _listing(pin)
     except Exception as err:   # noqa: BLE001 - every Hub failure becomes one message
         raise _hub_errors(pin, task, err) from None
-    old = _read_record(_record_path(pin, commit)) or {"files": {}}
+    old = _read_record(record_path(pin, commit)) or {"files": {}}
     snapshot = _repo_cache(pin) / "snapshots" / commit
     todo = [p for p in listing if not ((snapshot / p).is_file() and p in old["files"]
                                        and old["files"][p]["size"] == (snapshot / p).stat().st_size)]
@@ -369,81 +367,27 @@ def pull_hub(pin: HubPin, task: str, *, advance: Callable[[int], None] = lambda 
                                   "Hub copy no longer matches the pin")
         files[path] = {"sha256": digest, "size": size}
         advance(size)
-    verified, reasons = _verdict(pin, files)
+    verified, reasons = verdict(pin, files)
     record = {"kind": "hub", "repo": pin.repo, "revision": pin.revision, "commit": commit, "files": files,
               "verified": verified, "reasons": reasons}
-    atomic_write_text(_record_path(pin, commit), json.dumps(record, indent=1, sort_keys=True))
+    atomic_write_text(record_path(pin, commit), json.dumps(record, indent=1, sort_keys=True))
     if not COMMIT.match(pin.revision):   # a moving revision: keep refs/<rev> for offline reruns
         ref = _repo_cache(pin) / "refs" / pin.revision
-        if not ref.is_file() or ref.read_text().strip() != commit:
+        before = ref.read_text().strip() if ref.is_file() else None
+        if before and before != commit:
+            log.warning("%s: %s %r moved from commit %s to %s since the last pull: scores on the two are not "
+                        "comparable", task, pin.repo, pin.revision, before, commit)
+        if before != commit:
             atomic_write_text(ref, commit)
     return Fetched(snapshot / pin.subdir if pin.subdir else snapshot, verified, reasons, commit, files)
-
-
-def pull_archive(pin: ArchivePin, task: str, *, advance: Callable[[int], None] = lambda n: None,
-                 announce: Callable[[str, int, int], None] = lambda what, n, size: None) -> Fetched:
-    import urllib.error
-    import urllib.request
-
-    root = _archive_dir(pin)
-    root.mkdir(parents=True, exist_ok=True)
-    part = root / (pin.url.rsplit("/", 1)[-1] + ".part")
-    start = part.stat().st_size if part.is_file() else 0
-    announce(pin.url, 1, pin.size or 0)
-    # the standard library is enough here (follows redirects; Range continues a `.part` left by a cut run)
-    request = urllib.request.Request(pin.url, headers={"Range": f"bytes={start}-"} if start else {})
-    try:
-        with urllib.request.urlopen(request, timeout=60) as resp:
-            mode = "ab" if resp.status == 206 else "wb"   # 200: the server ignored Range, start over
-            advance(start if mode == "ab" else 0)
-            with part.open(mode) as fh:
-                for chunk in iter(lambda: resp.read(1 << 20), b""):
-                    fh.write(chunk)
-                    advance(len(chunk))
-    except urllib.error.HTTPError as err:
-        if not (err.code == 416 and start):   # 416 on a Range from the end: the .part is already whole
-            raise RemoteDataError(f"task {task!r}: {pin.url} answered HTTP {err.code} ({err.reason})") from None
-    except (urllib.error.URLError, OSError) as err:
-        raise RemoteDataError(f"task {task!r}: downloading {pin.url} stopped ({type(err).__name__}: {err}); run "
-                              f"`slmeval data pull {task}` again to continue it") from None
-    sha, md5 = hashlib.sha256(), hashlib.md5()
-    with part.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 22), b""):
-            sha.update(chunk)
-            md5.update(chunk)
-    size = part.stat().st_size
-    bad = (pin.sha256 and sha.hexdigest() != pin.sha256) or (pin.md5 and md5.hexdigest() != pin.md5) \
-        or (pin.size and size != pin.size)
-    if bad:
-        part.unlink()
-        raise RemoteDataError(f"task {task!r}: {pin.url}: got {size} bytes, sha256 {sha.hexdigest()}, md5 "
-                              f"{md5.hexdigest()}; the task file pins sha256={pin.sha256} md5={pin.md5} "
-                              f"size={pin.size}. The download was deleted; run `slmeval data pull {task}` again")
-    tmp = root / f".extract-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        with zipfile.ZipFile(part) as zf:
-            for name in zf.namelist():   # never write outside the folder (zip slip)
-                if name.startswith("/") or ".." in Path(name).parts:
-                    raise RemoteDataError(f"task {task!r}: {pin.url}: member {name!r} would unpack outside its folder")
-            zf.extractall(tmp)
-    except zipfile.BadZipFile as err:
-        part.unlink()
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise RemoteDataError(f"task {task!r}: {pin.url} is not a valid zip archive ({err}); it was deleted") from None
-    target = root / pin.folder
-    shutil.rmtree(target, ignore_errors=True)
-    os.replace(tmp, target)
-    files = {pin.url.rsplit("/", 1)[-1]: {"sha256": sha.hexdigest(), "md5": md5.hexdigest(), "size": size}}
-    verified, reasons = _verdict(pin, files)
-    atomic_write_text(_record_path(pin, None), json.dumps({"kind": "archive", "url": pin.url, "files": files,
-                                                          "verified": verified, "reasons": reasons}, indent=1))
-    part.unlink()   # unpacked: the archive itself is not kept (sLM21 is ~30 GB)
-    return Fetched(target / pin.subdir if pin.subdir else target, verified, reasons, None, files)
 
 
 def pull(pin: Remote, task: str, **kwargs) -> Fetched:
     if hub_offline():
         raise RemoteDataError(f"task {task!r}: HF_HUB_OFFLINE=1 forbids downloading {pin.describe()}; run "
                               f"`slmeval data pull {task}` with network access")
-    return (pull_hub if isinstance(pin, HubPin) else pull_archive)(pin, task, **kwargs)
+    if isinstance(pin, HubPin):
+        return pull_hub(pin, task, **kwargs)
+    from slmeval.data.archive import pull_archive
+
+    return pull_archive(pin, task, **kwargs)

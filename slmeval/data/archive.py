@@ -1,0 +1,77 @@
+"""Official archives (e.g. the sLM21 zip that the ZeroSpeech `zrc` tool fetches): download with the standard
+library (continuing a `.part` file with an HTTP Range request), check the pinned checksum, unpack into a
+temporary folder renamed into place. Pins and records: slmeval/data/remote.py."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import zipfile
+from pathlib import Path
+from typing import Callable
+
+from slmeval.data.remote import ArchivePin, Fetched, RemoteDataError, archive_dir, record_path, verdict
+from slmeval.io import atomic_write_text
+
+
+def pull_archive(pin: ArchivePin, task: str, *, advance: Callable[[int], None] = lambda n: None,
+                 announce: Callable[[str, int, int], None] = lambda what, n, size: None) -> Fetched:
+    import urllib.error
+    import urllib.request
+
+    root = archive_dir(pin)
+    root.mkdir(parents=True, exist_ok=True)
+    part = root / (pin.url.rsplit("/", 1)[-1] + ".part")
+    start = part.stat().st_size if part.is_file() else 0
+    announce(pin.url, 1, pin.size or 0)
+    # the standard library is enough here (follows redirects; Range continues a `.part` left by a cut run)
+    request = urllib.request.Request(pin.url, headers={"Range": f"bytes={start}-"} if start else {})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as resp:
+            mode = "ab" if resp.status == 206 else "wb"   # 200: the server ignored Range, start over
+            advance(start if mode == "ab" else 0)
+            with part.open(mode) as fh:
+                for chunk in iter(lambda: resp.read(1 << 20), b""):
+                    fh.write(chunk)
+                    advance(len(chunk))
+    except urllib.error.HTTPError as err:
+        if not (err.code == 416 and start):   # 416 on a Range from the end: the .part is already whole
+            raise RemoteDataError(f"task {task!r}: {pin.url} answered HTTP {err.code} ({err.reason})") from None
+    except (urllib.error.URLError, OSError) as err:
+        raise RemoteDataError(f"task {task!r}: downloading {pin.url} stopped ({type(err).__name__}: {err}); run "
+                              f"`slmeval data pull {task}` again to continue it") from None
+    sha, md5 = hashlib.sha256(), hashlib.md5()
+    with part.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 22), b""):
+            sha.update(chunk)
+            md5.update(chunk)
+    size = part.stat().st_size
+    bad = (pin.sha256 and sha.hexdigest() != pin.sha256) or (pin.md5 and md5.hexdigest() != pin.md5) \
+        or (pin.size and size != pin.size)
+    if bad:
+        part.unlink()
+        raise RemoteDataError(f"task {task!r}: {pin.url}: got {size} bytes, sha256 {sha.hexdigest()}, md5 "
+                              f"{md5.hexdigest()}; the task file pins sha256={pin.sha256} md5={pin.md5} "
+                              f"size={pin.size}. The download was deleted; run `slmeval data pull {task}` again")
+    tmp = root / f".extract-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        with zipfile.ZipFile(part) as zf:
+            for name in zf.namelist():   # never write outside the folder (zip slip)
+                if name.startswith("/") or ".." in Path(name).parts:
+                    raise RemoteDataError(f"task {task!r}: {pin.url}: member {name!r} would unpack outside its folder")
+            zf.extractall(tmp)
+    except zipfile.BadZipFile as err:
+        part.unlink()
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise RemoteDataError(f"task {task!r}: {pin.url} is not a valid zip archive ({err}); it was deleted") from None
+    target = root / pin.folder
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(tmp, target)
+    files = {pin.url.rsplit("/", 1)[-1]: {"sha256": sha.hexdigest(), "md5": md5.hexdigest(), "size": size}}
+    verified, reasons = verdict(pin, files)
+    atomic_write_text(record_path(pin, None), json.dumps({"kind": "archive", "url": pin.url, "files": files,
+                                                          "verified": verified, "reasons": reasons}, indent=1))
+    part.unlink()   # unpacked: the archive itself is not kept (sLM21 is ~30 GB)
+    return Fetched(target / pin.subdir if pin.subdir else target, verified, reasons, None, files)
