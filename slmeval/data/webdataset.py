@@ -109,8 +109,8 @@ def read_webdataset_pairs(root: Path, shards: str = "*.tar", positive: str = "po
                 raise DataLayoutError(f"{root}: sample {key!r} has {len(found)} {side!r} audio member(s) "
                                       f"(members: {', '.join(sorted(fields))}); expected {key}.{side}.wav|flac|ogg")
             sides[side] = fields[found[0]]
-        meta = {f.rsplit(".", 1)[0]: fields[f].decode("utf-8", "replace") for f in fields
-                if f.endswith((".txt", ".cls"))}
+        meta = {f: fields[f].decode("utf-8", "replace") for f in fields   # text fields: <id>.txt, <id>.x.cls
+                if f.rsplit(".", 1)[-1] in ("txt", "cls")}
         pairs.append(Pair(id=key, positive=Utterance(key=f"{key}/positive", audio=sides[positive]),
                           negative=Utterance(key=f"{key}/negative", audio=sides[negative]), meta=meta))
     pairs.sort(key=lambda p: natural_key(p.id))
