@@ -100,8 +100,9 @@ def run(world, env, tasks=None, data_root=None, model=None, **kw):
                             progress=False, **kw)
 
 
-def test_hub_copies_score_as_the_local_layout_and_rerun_offline(world, env, tiny_llama_dir):
+def test_hub_copies_score_as_the_local_layout_and_rerun_offline(world, env, tiny_llama_dir, caplog):
     hub_ = env["hub"]
+    caplog.set_level("INFO", logger="slmeval")
     local = run(world, env, data_root=world["local"], model=tiny_llama_dir)
     assert hub_.log == []                                  # the local layout wins: not one request
     first = run(world, env, model=tiny_llama_dir)
@@ -112,6 +113,9 @@ def test_hub_copies_score_as_the_local_layout_and_rerun_offline(world, env, tiny
         assert sorted(hub_.downloads(repo, "dataset")) == sorted(world["repos"][repo])   # each file once
         assert {p: f["sha256"] for p, f in data["files"].items()} == {p: sha(d) for p, d in world["repos"][repo].items()}
     assert local["provenance"]["data"]["hub_swuggy"] == {"kind": "local"}
+    size = sum(len(d) for d in world["repos"]["zr/swuggy"].values())   # the run says what it fetches, how large
+    assert f"hub_swuggy: downloading zr/swuggy @ {env['shas']['zr/swuggy'][:12]}: 3 file(s), " \
+           f"{slmeval.fmt.format_count(size)}B" in caplog.text
     # the WebDataset pairs are the local pairs: same ids, keys, meta and audio bytes
     got = read_pairs("zerospeech_lexical_webdataset", _snapshot(env, "zr/swuggy"), shards="audio/*.tar")
     assert [(p.id, p.positive.key, p.negative.key, p.meta) for p in got] == \
@@ -270,3 +274,21 @@ def test_task_file_pins_are_checked_when_read(tmp_path):
         write_tasks(tmp_path / str(i), [{"name": f"t{i}", "source": "storycloze", "path": "x", "hub": hub_spec}])
         with pytest.raises(TaskError, match=words):
             get_tasks([f"t{i}"], [tmp_path / str(i)])
+
+
+def test_builtin_task_files_name_their_public_copies_and_none_claims_verification():
+    from slmeval.registry import make_task
+    from slmeval.task_files import read_task_file
+
+    folder = Path(__file__).resolve().parent.parent / "tasks"
+    tasks = {t["name"]: make_task(t, str(f), str(folder)) for f in sorted(folder.glob("*.yaml"))
+             for t in read_task_file(f) or []}
+    remote = {name: t.remote for name, t in tasks.items() if t.remote is not None}
+    assert {n: r.describe() for n, r in remote.items()} == {
+        **dict.fromkeys(["sblimp", "sblimp_test", "swuggy", "swuggy_test"],
+                        "https://download.zerospeech.com/datasets/sLM21.dataset.zip"),
+        "sstorycloze": "https://huggingface.co/datasets/speed/sStoryCloze @ main",
+        "tstorycloze": "https://huggingface.co/datasets/speed/tStoryCloze @ main",
+        "salmon": "https://huggingface.co/datasets/slprl/SALMon @ refs/convert/parquet"}
+    assert all(r.unpinned() for r in remote.values())     # no public revision + checksum: never "verified"
+    assert all(f"slmeval data pull {n}" in tasks[n].how_to_get for n in remote)
