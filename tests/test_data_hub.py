@@ -292,3 +292,19 @@ def test_builtin_task_files_name_their_public_copies_and_none_claims_verificatio
         "salmon": "https://huggingface.co/datasets/slprl/SALMon @ refs/convert/parquet"}
     assert all(r.unpinned() for r in remote.values())     # no public revision + checksum: never "verified"
     assert all(f"slmeval data pull {n}" in tasks[n].how_to_get for n in remote)
+
+
+def test_a_damaged_cache_file_is_noticed_offline_and_repaired_online(world, env):
+    tasks = get_tasks(["hub_sstory"], [env["tasks"]])
+    name = "data/train-00000-of-00001.parquet"
+    got = resolve_task_data(tasks, None, progress=False)["hub_sstory"]
+    blob = (got.path / name).resolve()
+    blob.write_bytes(blob.read_bytes()[:100])              # cut short behind slmeval's back
+    env["hub"].offline(env["monkeypatch"])
+    with pytest.raises(TaskError, match="slmeval data pull hub_sstory"):
+        resolve_task_data(tasks, None, progress=False)
+    env["monkeypatch"].delenv("HF_HUB_OFFLINE")
+    env["monkeypatch"].setattr("huggingface_hub.constants.HF_HUB_OFFLINE", False)
+    again = resolve_task_data(tasks, None, progress=False)["hub_sstory"]
+    assert (again.path / name).read_bytes() == world["repos"]["speed/sstory"][name] and again.provenance["verified"]
+    assert env["hub"].downloads("speed/sstory", "dataset") == [name, name]   # fetched again, once

@@ -267,7 +267,9 @@ def cached(pin: Remote) -> Fetched | None:
     if record is None:
         return None
     files = record.get("files", {})
-    if not files or not all((snapshot / p).is_file() for p in files):
+    # every file there with its recorded size (a cut or edited cache file sends the task back to `pull`)
+    if not files or not all((snapshot / p).is_file() and (snapshot / p).stat().st_size == f.get("size")
+                            for p, f in files.items()):
         return None
     if pin.files and set(files) != {p for p, _ in pin.files}:
         return None
@@ -351,16 +353,24 @@ def pull_hub(pin: HubPin, task: str, *, advance: Callable[[int], None] = lambda 
     files: dict[str, dict] = {p: old["files"][p] for p in listing if p not in todo}
     advance(sum(int(files[p]["size"]) for p in files))
     for path in todo:
-        try:
-            local = Path(hf_hub_download(pin.repo, path, repo_type="dataset", revision=commit,
-                                         cache_dir=hub_cache(), endpoint=os.environ.get("HF_ENDPOINT") or None))
-        except Exception as err:   # noqa: BLE001
-            raise _hub_errors(pin, task, err) from None
-        digest, size = sha256_file(local), local.stat().st_size
-        want, what = (pinned.get(path), "the task file's pin") if pinned.get(path) else \
-            (listing[path]["hub_sha256"], "the sha256 the Hub reports")
-        if (want and digest != want) or (listing[path]["size"] is not None and size != listing[path]["size"]):
+        # a file already in the cache but not in the record (an interrupted pull, a damaged cache) is
+        # re-checked; if it fails it is deleted and fetched again once, a fresh download that fails is an error
+        for attempt in (0, 1):
+            had = (snapshot / path).is_file()
+            try:
+                local = Path(hf_hub_download(pin.repo, path, repo_type="dataset", revision=commit,
+                                             cache_dir=hub_cache(), endpoint=os.environ.get("HF_ENDPOINT") or None))
+            except Exception as err:   # noqa: BLE001
+                raise _hub_errors(pin, task, err) from None
+            digest, size = sha256_file(local), local.stat().st_size
+            want, what = (pinned.get(path), "the task file's pin") if pinned.get(path) else \
+                (listing[path]["hub_sha256"], "the sha256 the Hub reports")
+            if not (want and digest != want) and (listing[path]["size"] is None or size == listing[path]["size"]):
+                break
             _discard(local)
+            if had and attempt == 0:
+                log.warning("%s: cached %s/%s did not match its checksum; downloading it again", task, pin.repo, path)
+                continue
             raise RemoteDataError(f"task {task!r}: {pin.repo}/{path} @ {commit[:12]} has sha256 {digest} ({size} "
                                   f"bytes), not {want or '?'} ({listing[path]['size']} bytes) as {what} says; the "
                                   f"file was deleted. Run `slmeval data pull {task}` again; if it repeats, the "
