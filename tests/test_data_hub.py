@@ -308,3 +308,25 @@ def test_a_damaged_cache_file_is_noticed_offline_and_repaired_online(world, env)
     again = resolve_task_data(tasks, None, progress=False)["hub_sstory"]
     assert (again.path / name).read_bytes() == world["repos"]["speed/sstory"][name] and again.provenance["verified"]
     assert env["hub"].downloads("speed/sstory", "dataset") == [name, name]   # fetched again, once
+
+
+def test_a_cut_archive_download_is_continued_by_the_next_pull(world, env):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("lexical/readme.txt", "x" * 5000)
+        zf.writestr("syntactic/readme.txt", "y" * 5000)
+    data = buf.getvalue()
+    env["hub"].add("zr/cut", {"a.zip": data}, repo_type="dataset")
+    env["hub"].fault("zr/cut", "a.zip", "truncate", times=1, repo_type="dataset")
+    url = f"{env['hub'].endpoint}/datasets/zr/cut/resolve/main/a.zip"
+    write_tasks(env["tasks"], [{"name": "cut", "source": "storycloze", "path": "x",
+                                "archive": {"url": url, "folder": "d", "sha256": sha(data)}}])
+    runner = CliRunner()
+    out = runner.invoke(app, ["data", "pull", "cut", "--include-path", str(env["tasks"]), "--no-progress"])
+    assert out.exit_code == 2 and "again to continue it" in out.output
+    part = next((env["tmp"] / "slm_cache" / "data" / "archives").glob("*/a.zip.part"))
+    assert 0 < part.stat().st_size < len(data) and data.startswith(part.read_bytes())
+    out = runner.invoke(app, ["data", "pull", "cut", "--include-path", str(env["tasks"]), "--no-progress"])
+    assert out.exit_code == 0 and "verified" in out.output and "not verified" not in out.output, out.output
+    assert [e["range"] for e in env["hub"].log if e.get("file") == "a.zip"][-1] == f"bytes={len(data) // 2}-"
+    assert (part.parent / "d" / "syntactic" / "readme.txt").read_text() == "y" * 5000 and not part.exists()

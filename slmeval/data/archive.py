@@ -4,6 +4,7 @@ temporary folder renamed into place. Pins and records: slmeval/data/remote.py.""
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import os
 import shutil
@@ -32,13 +33,22 @@ def pull_archive(pin: ArchivePin, task: str, *, advance: Callable[[int], None] =
             mode = "ab" if resp.status == 206 else "wb"   # 200: the server ignored Range, start over
             advance(start if mode == "ab" else 0)
             with part.open(mode) as fh:
-                for chunk in iter(lambda: resp.read(1 << 20), b""):
+                while True:
+                    try:
+                        chunk = resp.read(1 << 20)
+                    except http.client.IncompleteRead as cut:   # keep what came: the next pull continues it
+                        fh.write(cut.partial)
+                        raise
+                    if not chunk:
+                        if resp.length:   # http.client returns short reads silently when the peer hangs up
+                            raise http.client.IncompleteRead(b"", resp.length)
+                        break
                     fh.write(chunk)
                     advance(len(chunk))
     except urllib.error.HTTPError as err:
         if not (err.code == 416 and start):   # 416 on a Range from the end: the .part is already whole
             raise RemoteDataError(f"task {task!r}: {pin.url} answered HTTP {err.code} ({err.reason})") from None
-    except (urllib.error.URLError, OSError) as err:
+    except (urllib.error.URLError, http.client.HTTPException, OSError) as err:
         raise RemoteDataError(f"task {task!r}: downloading {pin.url} stopped ({type(err).__name__}: {err}); run "
                               f"`slmeval data pull {task}` again to continue it") from None
     sha, md5 = hashlib.sha256(), hashlib.md5()
