@@ -216,8 +216,12 @@ def test_a_moved_revision_keeps_the_pinned_files_and_a_branch_is_never_verified(
     assert (got.path / "data/train-00000-of-00001.parquet").read_bytes() == old["data/train-00000-of-00001.parquet"]
     write_tasks(env["tmp"] / "branch", [{"name": "on_main", "source": "hf_pairs", "path": "x",
                                           "hub": {"repo": "speed/sstory", "revision": "main", "include": "*.parquet"}}])
-    branch = resolve_task_data(get_tasks(["on_main"], [env["tmp"] / "branch"]), None,
-                                                 progress=False)["on_main"]
+    on_main = get_tasks(["on_main"], [env["tmp"] / "branch"])
+    # unpinned, a corrupted transfer is still caught: against the sha256 the Hub reports for the LFS file
+    hub_.fault("speed/sstory", "data/train-00000-of-00001.parquet", "corrupt", times=1, repo_type="dataset")
+    with pytest.raises(TaskError, match="as the sha256 the Hub reports says"):
+        resolve_task_data(on_main, None, progress=False)
+    branch = resolve_task_data(on_main, None, progress=False)["on_main"]
     assert branch.provenance["commit"] == new_sha and branch.provenance["verified"] is False
     assert any("branch or tag" in r for r in branch.provenance["unverified_because"])
 
