@@ -25,12 +25,12 @@ def pull_archive(pin: ArchivePin, task: str, *, advance: Callable[[int], None] =
     root.mkdir(parents=True, exist_ok=True)
     part = root / (pin.url.rsplit("/", 1)[-1] + ".part")
     start = part.stat().st_size if part.is_file() else 0
-    announce(pin.url, 1, pin.size or 0)
     # the standard library is enough here (follows redirects; Range continues a `.part` left by a cut run)
     request = urllib.request.Request(pin.url, headers={"Range": f"bytes={start}-"} if start else {})
     try:
         with urllib.request.urlopen(request, timeout=60) as resp:
             mode = "ab" if resp.status == 206 else "wb"   # 200: the server ignored Range, start over
+            announce(pin.url, 1, pin.size or ((start if mode == "ab" else 0) + (resp.length or 0)))
             advance(start if mode == "ab" else 0)
             with part.open(mode) as fh:
                 while True:
