@@ -111,8 +111,16 @@ def resolve_task_data(configs: list[TaskConfig], data_root, *, progress: bool = 
         to_pull = []
     if problems:
         raise TaskError("\n".join(problems))
-    for cfg in to_pull:
-        found[cfg.name] = _from_remote(cfg, fetch(cfg, progress=progress))
+    failed = []
+    for cfg in to_pull:   # every task is tried: one error at the end names all that failed
+        try:
+            found[cfg.name] = _from_remote(cfg, fetch(cfg, progress=progress))
+        except TaskError as err:
+            problems.append(str(err))
+            failed.append(cfg.name)
+    if problems:
+        raise TaskError("\n".join(problems + ([f"Retry with `slmeval data pull {' '.join(failed)}`."]
+                                              if len(failed) > 1 else [])))
     for cfg in configs:
         log.info("%s: data at %s (%s)", cfg.name, found[cfg.name].path, found[cfg.name].how)
     return found

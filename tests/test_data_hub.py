@@ -334,3 +334,16 @@ def test_a_cut_archive_download_is_continued_by_the_next_pull(world, env):
     assert out.exit_code == 0 and "verified" in out.output and "not verified" not in out.output, out.output
     assert [e["range"] for e in env["hub"].log if e.get("file") == "a.zip"][-1] == f"bytes={len(data) // 2}-"
     assert (part.parent / "d" / "syntactic" / "readme.txt").read_text() == "y" * 5000 and not part.exists()
+
+
+def test_every_failing_download_is_named_in_one_error(world, env):
+    env["hub"].gate("speed/sstory", repo_type="dataset")
+    env["hub"].gate("slprl/salmon", repo_type="dataset")
+    with pytest.raises(TaskError) as err:
+        resolve_task_data(get_tasks(env["names"], [env["tasks"]]), None, progress=False)
+    text = str(err.value)
+    assert "speed/sstory is gated" in text and "slprl/salmon is gated" in text
+    assert text.endswith("Retry with `slmeval data pull hub_sstory hub_salmon`.")
+    env["hub"].offline(env["monkeypatch"])                 # the task that could be fetched was: it is cached now
+    assert resolve_task_data(get_tasks(["hub_swuggy"], [env["tasks"]]), None, progress=False)["hub_swuggy"] \
+        .provenance["verified"]
