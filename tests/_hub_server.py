@@ -23,6 +23,7 @@ Fixture API (`hub` fixture; import it into a test module: `from _hub_server impo
     hub.add("org/name", other_folder)                         # a revision that moved: `main` -> new commit
     hub.gate("org/name")                                      # 401 GatedRepo unless the token is hub.TOKEN
     hub.fault("org/name", "model.bin", "truncate", times=1)   # or "drop" (no answer) / "corrupt" (bytes flipped)
+    url = hub.add_web_file("km.bin", data)                    # a plain web address (faults: hub.fault("web", name, ..))
     hub.downloads("org/name")                                 # file paths whose content was served (in order)
     hub.offline(monkeypatch)                                  # HF_HUB_OFFLINE=1 from now on
     hub.log                                                   # every request: method, path, status
@@ -74,6 +75,7 @@ class StandInHub:
     def __init__(self) -> None:
         self.repos: dict[tuple[str, str], _Repo] = {}
         self.faults: dict[tuple[str, str, str], _Fault] = {}
+        self.web: dict[str, bytes] = {}
         self.log: list[dict] = []
         self._lock = threading.Lock()
         handler = type("Handler", (_Handler,), {"hub": self})
@@ -100,6 +102,12 @@ class StandInHub:
         repo.refs[revision] = sha
         repo.lfs |= {p for p in files if Path(p).suffix in LFS_SUFFIXES} | set(lfs or ())
         return sha
+
+    def add_web_file(self, name: str, data: bytes) -> str:
+        """A plain web download (like dl.fbaipublicfiles.com's k-means files), at the returned address; fault
+        it with `fault("web", name, kind)`."""
+        self.web[name] = data
+        return f"{self.endpoint}/web/{name}"
 
     def gate(self, repo_id: str, repo_type: str = "model") -> None:
         self.repos[(repo_type, repo_id)].gated = True
@@ -203,6 +211,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         parts = [p for p in url.path.split("/") if p]
         if parts[:1] == ["cdn"]:
             return self._cdn(parts[1:])
+        if parts[:1] == ["web"] and len(parts) == 2:
+            if parts[1] not in self.hub.web:
+                return self._send(404, b"Not Found", {"Content-Type": "text/plain"})
+            return self._content("model", "web", parts[1], self.hub.web[parts[1]], {"ETag": '"web"'})
         if parts[:1] == ["api"] and len(parts) >= 4 and parts[1] in ("models", "datasets"):
             return self._api(parts[1][:-1], parts[2:], parse_qs(url.query))
         repo_type = "model"
