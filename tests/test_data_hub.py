@@ -132,16 +132,22 @@ def _snapshot(env, repo: str) -> Path:
     return env["tmp"] / "hf_cache" / f"datasets--{repo.replace('/', '--')}" / "snapshots" / env["shas"][repo]
 
 
-def test_cold_cache_offline_is_one_error_with_the_pull_command_before_the_model(world, env):
+def test_cold_cache_offline_is_one_error_with_the_pull_command_before_any_work(world, env, tiny_llama_dir,
+                                                                               monkeypatch):
+    import slmeval.units.cache as unit_cache
+
     env["hub"].offline(env["monkeypatch"])
+    monkeypatch.setattr(unit_cache, "tokenize_sources", lambda *a, **k: pytest.fail("audio was decoded"))
+    out, units = env["tmp"] / "out", env["tmp"] / "fresh_units"
     with pytest.raises(TaskError) as err:
-        run(world, env, model="/no/such/model")           # data is resolved first: the model is never looked at
+        slmeval.evaluate(tiny_llama_dir, env["names"], tokenizer=world["tok"], include_path=[env["tasks"]],
+                         cache_dir=units, output=out, progress=False)
     assert "`slmeval data pull hub_swuggy hub_sstory hub_salmon`" in str(err.value)
-    assert "model" not in str(err.value) and env["hub"].log == []
-    out = CliRunner().invoke(app, ["run", "--model", "/no/such/model", "--tasks", ",".join(env["names"]),
-                                   "--include-path", str(env["tasks"]), "--tokenizer", world["tok"]])
-    assert out.exit_code == 2 and "slmeval data pull hub_swuggy hub_sstory hub_salmon" in out.output
-    assert "Traceback" not in out.output
+    assert env["hub"].log == [] and not out.exists() and not units.exists()   # nothing written, nothing asked
+    result = CliRunner().invoke(app, ["run", "--model", str(tiny_llama_dir), "--tasks", ",".join(env["names"]),
+                                      "--include-path", str(env["tasks"]), "--tokenizer", world["tok"]])
+    assert result.exit_code == 2 and "slmeval data pull hub_swuggy hub_sstory hub_salmon" in result.output
+    assert "Traceback" not in result.output and result.output.count("error") == 1
 
 
 def _cache_files(env) -> list[Path]:
