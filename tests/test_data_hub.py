@@ -94,10 +94,9 @@ def env(hub, world, tmp_path, monkeypatch):  # noqa: F811
             "names": [t["name"] for t in tasks], "monkeypatch": monkeypatch}
 
 
-def run(world, env, tasks=None, data_root=None, model=None, **kw):
-    return slmeval.evaluate(model or kw.pop("tiny"), tasks or env["names"], data_root=data_root,
-                            tokenizer=world["tok"], include_path=[env["tasks"]], cache_dir=world["units"],
-                            progress=False, **kw)
+def run(world, env, *, model, tasks=None, data_root=None):
+    return slmeval.evaluate(model, tasks or env["names"], data_root=data_root, tokenizer=world["tok"],
+                            include_path=[env["tasks"]], cache_dir=world["units"], progress=False)
 
 
 def test_hub_copies_score_as_the_local_layout_and_rerun_offline(world, env, tiny_llama_dir, caplog):
