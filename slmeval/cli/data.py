@@ -69,7 +69,10 @@ def list_cmd(
             table.add_row(name, "none (see how_to_get)", "–", "–", local)
             continue
         got = cached(pin)
-        verified = "–" if got is None else "yes" if got.verified else "no: " + "; ".join(got.reasons)
+        if got is not None:
+            verified = "yes" if got.verified else "no: " + "; ".join(got.reasons)
+        else:   # not here yet: say now whether it could ever be verified
+            verified = "unpinned: " + "; ".join(pin.unpinned()) if pin.unpinned() else "–"
         table.add_row(name, pin.describe(), "–" if got is None else f"{len(got.files)} file(s), {got.size} B",
                       verified, local)
     Console().print(table)   # made here: the width is read when the command runs
