@@ -27,7 +27,7 @@ from slmeval.results import RESULTS_FILE, data_sha256, items_sha256, meta_sha256
 from slmeval.resume import PARTIAL_DIR, PartialStore, decide
 from slmeval.scoring import Protocol, check_protocol, distinct_sequences, get_protocol, score_sequences
 from slmeval.scoring.logprobs import effective_backend
-from slmeval.task_data import TaskData, resolve_task_data
+from slmeval.task_data import TaskData, resolve_for_world, resolve_task_data
 from slmeval.verify import metrics_from_samples, pair_correct
 
 log = logging.getLogger(__name__)
@@ -228,7 +228,7 @@ def evaluate(model: str | Path | LoadedLM | Any, tasks: str | Sequence[str], *, 
     exports = parse_exports(export)
     check_exports(exports, configs)
     # --limit: the first N pairs of each task in reader order (a partial run, as lm-eval's --limit)
-    located = resolve_task_data(configs, data_root, progress=progress)   # all tasks' data, or one error
+    located = resolve_for_world(world, configs, data_root, progress=progress)   # all tasks' data, or one error
     task_pairs = {cfg.name: read_task(cfg, data_root, located[cfg.name])[:limit] for cfg in configs}
     out_dir = Path(output).expanduser() if output else None
     cache_root = None

@@ -124,3 +124,25 @@ def resolve_task_data(configs: list[TaskConfig], data_root, *, progress: bool = 
     for cfg in configs:
         log.info("%s: data at %s (%s)", cfg.name, found[cfg.name].path, found[cfg.name].how)
     return found
+
+
+def resolve_for_world(world, configs: list[TaskConfig], data_root, *, progress: bool = True) -> dict[str, TaskData]:
+    """Under torchrun rank 0 downloads; the other ranks wait for it and then read the cache, so one
+    node never fetches the same files several times at once. Rank 0's error stops every rank."""
+    if world.world_size == 1:
+        return resolve_task_data(configs, data_root, progress=progress)
+    found, error = None, None
+    if world.is_main:
+        try:
+            found = resolve_task_data(configs, data_root, progress=progress)
+        except TaskError as err:
+            err.reported_by_rank0 = True   # type: ignore[attr-defined]  (the CLI prints it once)
+            error, own = str(err), err
+    error = world.broadcast(error)
+    if error is not None:
+        if world.is_main:
+            raise own
+        failure = TaskError(error)
+        failure.reported_by_rank0 = True   # type: ignore[attr-defined]
+        raise failure
+    return found if found is not None else resolve_task_data(configs, data_root, progress=False)

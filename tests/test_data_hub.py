@@ -350,3 +350,30 @@ def test_every_failing_download_is_named_in_one_error(world, env):
     env["hub"].offline(env["monkeypatch"])                 # the task that could be fetched was: it is cached now
     assert resolve_task_data(get_tasks(["hub_swuggy"], [env["tasks"]]), None, progress=False)["hub_swuggy"] \
         .provenance["verified"]
+
+
+def test_under_torchrun_rank0_downloads_and_the_others_read_its_cache(world, env):
+    from slmeval.distributed import World
+    from slmeval.task_data import resolve_for_world
+
+    class Rank(World):        # a two-process world without processes: broadcast hands out rank 0's value
+        sent: list = []
+
+        def broadcast(self, obj):
+            if self.rank == 0:
+                Rank.sent.append(obj)
+            return Rank.sent[-1]
+
+    tasks = get_tasks(["hub_sstory"], [env["tasks"]])
+    got0 = resolve_for_world(Rank(rank=0, world_size=2), tasks, None, progress=False)
+    n = len(env["hub"].log)
+    got1 = resolve_for_world(Rank(rank=1, world_size=2), tasks, None, progress=False)
+    assert got1["hub_sstory"].path == got0["hub_sstory"].path and len(env["hub"].log) == n   # from the cache
+    env["hub"].gate("slprl/salmon", repo_type="dataset")
+    salmon = get_tasks(["hub_salmon"], [env["tasks"]])
+    with pytest.raises(TaskError, match="gated"):
+        resolve_for_world(Rank(rank=0, world_size=2), salmon, None, progress=False)
+    n = len(env["hub"].log)
+    with pytest.raises(TaskError, match="gated") as err:       # rank 1 gets rank 0's error, asks nothing
+        resolve_for_world(Rank(rank=1, world_size=2), salmon, None, progress=False)
+    assert err.value.reported_by_rank0 and len(env["hub"].log) == n
