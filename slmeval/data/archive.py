@@ -64,8 +64,9 @@ def pull_archive(pin: ArchivePin, task: str, *, advance: Callable[[int], None] =
         raise RemoteDataError(f"task {task!r}: {pin.url}: got {size} bytes, sha256 {sha.hexdigest()}, md5 "
                               f"{md5.hexdigest()}; the task file pins sha256={pin.sha256} md5={pin.md5} "
                               f"size={pin.size}. The download was deleted; run `slmeval data pull {task}` again")
+    for stale in root.glob(".extract-*"):   # what a run killed while unpacking left: never data
+        shutil.rmtree(stale, ignore_errors=True)
     tmp = root / f".extract-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
     try:
         with zipfile.ZipFile(part) as zf:
             for name in zf.namelist():   # never write outside the folder (zip slip)
