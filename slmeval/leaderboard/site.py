@@ -19,6 +19,7 @@ from markupsafe import Markup
 from slmeval.io import atomic_write_text
 from slmeval.leaderboard.entries import REPORTED, Entry, build_entries, families, to_csv, to_json
 from slmeval.leaderboard.literature import load_literature
+from slmeval.fmt import format_compute
 from slmeval.leaderboard.quantities import format_count
 from slmeval.leaderboard.store import Board
 
@@ -111,7 +112,7 @@ def build_scatter(entries: list[Entry]) -> Scatter | None:
     points = []
     for e in sorted(plotted, key=lambda e: -(e.params or 0.0)):   # big markers first, small ones stay visible
         r = 3.5 + 14.0 * math.sqrt(e.params / largest) if e.params else 3.5
-        compute = ("~" if e.compute_approx else "") + f"{e.compute:.2g} FLOPs"
+        compute = ("~" if e.compute_approx else "") + f"{format_compute(e.compute)} FLOPs"
         params = f", {format_count(e.params)} parameters" if e.params else ""
         title = f"{e.model} ({e.kind}{', ' + e.data_status if e.data_status else ''}): {e.acc:.2f}% on {e.task}, " \
                 f"{compute}{params}"
@@ -119,7 +120,7 @@ def build_scatter(entries: list[Entry]) -> Scatter | None:
                             e.data_status == "unofficial data", e.model, title))
     legend = (left + 12, top + 8, left + 262, top + 22)   # matches the legend drawn by the template
     place_labels(points, WIDTH, bottom, reserved=[legend])
-    x_ticks = [(round(px(k), 1), format_count(10.0 ** k)) for k in range(x_lo, x_hi + 1)]
+    x_ticks = [(round(px(k), 1), format_compute(10.0 ** k)) for k in range(x_lo, x_hi + 1)]
     n_y = int(round((y_hi - y_lo) / step))
     y_ticks = [(round(py(y_lo + i * step), 1), f"{y_lo + i * step:g}") for i in range(n_y + 1)]
     return Scatter(WIDTH, HEIGHT, left, top, right, bottom, points, x_ticks, y_ticks,
@@ -147,7 +148,8 @@ def render_page(entries: list[Entry], generated: str, ledger_head: str = "") -> 
     csp = (f"default-src 'none'; script-src {_csp_hash(script)}; style-src {_csp_hash(style)}; "
            f"img-src 'none'; base-uri 'none'; form-action 'none'")
     return env.get_template("leaderboard.html.j2").render(
-        sections=sections, generated=generated, csp=csp, fmt_count=format_count, REPORTED=REPORTED,
+        sections=sections, generated=generated, csp=csp, fmt_count=format_count,
+        fmt_compute=format_compute, REPORTED=REPORTED,
         n_consistent=len({e.model for e in entries if e.kind != REPORTED}),
         n_reproduced=len({e.model for e in entries if e.kind != REPORTED and e.reproduced}), ledger_head=ledger_head,
         n_reported=len({(e.model, e.provenance) for e in entries if e.kind == REPORTED}),
