@@ -72,7 +72,8 @@ def _axes_labels(fig):
     (1e7, 1e30, [10.0 ** k for k in range(9, 31, 3)]),    # 24 decades: every 3rd, exponents divisible by 3
     (1.5, 40, [2, 5, 10, 20]),                            # 1-2-5
     (2.1, 7.9, [3, 4, 5, 6, 7]),                          # 1…9
-    (0.52, 0.61, [0.525, 0.55, 0.575, 0.6]),              # under one 1…9 step: 4 bins of 0.025 (0.0225 rounded up)
+    (0.52, 0.61, [0.525, 0.55, 0.575, 0.6]),
+    (0.53, 0.66, [0.55, 0.6, 0.65]),                      # docs/scaling.md's example: 0.0325 rounded up to 0.05              # under one 1…9 step: 4 bins of 0.025 (0.0225 rounded up)
 ])
 def test_log_ticks_rules_at_their_edges(lo, hi, expected):
     np.testing.assert_allclose(log_ticks(lo, hi), expected, rtol=1e-12)
@@ -166,3 +167,15 @@ def test_one_envelope_point_is_not_called_never_improves():
     with pytest.raises(ValueError, match="1 run\\(s\\) with this metric"):
         fit_gamma_q([1e18], [0.6])
     assert math.isfinite(fit_gamma_q([1e18, 1e19], [0.5, 0.6]).gamma)
+
+
+def test_docs_show_one_committed_figure_of_each_kind():
+    from pathlib import Path
+
+    docs = Path(__file__).resolve().parents[1] / "docs"
+    shown = re.findall(r"!\[[^\]]*\]\((figures/[^)]+\.png)\)", (docs / "scaling.md").read_text())
+    kinds = {next(k.__name__ for k in FIGURE_KINDS if Path(f).stem.startswith(k.__name__)) for f in shown}
+    assert kinds == {k.__name__ for k in FIGURE_KINDS}
+    for f in shown:
+        with Image.open(docs / f) as im:
+            assert im.info["dpi"] == pytest.approx((DPI, DPI), abs=0.5), f
