@@ -19,6 +19,7 @@ from markupsafe import Markup
 from slmeval.io import atomic_write_text
 from slmeval.leaderboard.entries import REPORTED, Entry, build_entries, families, to_csv, to_json
 from slmeval.leaderboard.literature import load_literature
+from slmeval.leaderboard.present import OTHER, build_summary, declared_sections, section_kind
 from slmeval.fmt import format_compute
 from slmeval.leaderboard.quantities import format_count
 from slmeval.leaderboard.store import Board
@@ -26,6 +27,8 @@ from slmeval.leaderboard.store import Board
 WIDTH, HEIGHT = 760, 420
 MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 64, 24, 16, 56
 ASSETS = Path(__file__).parent / "templates"
+OTHER_SECTION = "_other"     # one section for every task without a declared leaderboard section
+OTHER_TITLE = "Other tasks (no leaderboard section declared: table only)"
 
 
 @dataclass
@@ -137,22 +140,28 @@ def render_page(entries: list[Entry], generated: str, ledger_head: str = "") -> 
     script = (ASSETS / "sort.js").read_text(encoding="utf-8")
     style = (ASSETS / "style.css").read_text(encoding="utf-8")
     sections = []
-    for family in families(entries):
-        rows = sorted((e for e in entries if e.family == family),
-                      key=lambda e: (e.acc is None, -(e.acc or 0.0)))
-        title = next((e.section_title for e in rows if e.kind != REPORTED and e.section_title),
-                     next((e.section_title for e in rows if e.section_title), family))
-        sections.append({"family": family, "title": title, "rows": rows,
+    benchmark, mini = declared_sections()
+    kinds = {family: section_kind(family, benchmark, mini) for family in families(entries)}
+    for family in [f for f in kinds if kinds[f] != OTHER] + ([OTHER_SECTION] if OTHER in kinds.values() else []):
+        members = [f for f, k in kinds.items() if k == OTHER] if family == OTHER_SECTION else [family]
+        rows = sorted((e for e in entries if e.family in members), key=lambda e: (e.acc is None, -(e.acc or 0.0)))
+        title = OTHER_TITLE if family == OTHER_SECTION else next(
+            (e.section_title for e in rows if e.kind != REPORTED and e.section_title),
+            next((e.section_title for e in rows if e.section_title), family))
+        scatter = build_scatter(rows) if family != OTHER_SECTION else None   # charts for declared sections only
+        sections.append({"family": family, "title": title, "rows": rows, "kind": kinds.get(family, OTHER),
                          "has_macro": any(e.acc_macro is not None for e in rows),
-                         "scatter": build_scatter(rows)})
+                         "scatter": scatter if scatter and len(scatter.points) >= 2 else None})
+    shown = [s["family"] for s in sections if s["kind"] != OTHER]
+    summary = build_summary(entries, shown, {s["family"]: s["title"] for s in sections})
     csp = (f"default-src 'none'; script-src {_csp_hash(script)}; style-src {_csp_hash(style)}; "
            f"img-src 'none'; base-uri 'none'; form-action 'none'")
     return env.get_template("leaderboard.html.j2").render(
-        sections=sections, generated=generated, csp=csp, fmt_count=format_count,
+        sections=sections, summary=summary, generated=generated, csp=csp, fmt_count=format_count,
         fmt_compute=format_compute, REPORTED=REPORTED,
         n_consistent=len({e.model for e in entries if e.kind != REPORTED}),
         n_reproduced=len({e.model for e in entries if e.kind != REPORTED and e.reproduced}), ledger_head=ledger_head,
-        n_reported=len({(e.model, e.provenance) for e in entries if e.kind == REPORTED}),
+        n_reported=len({e.model for e in entries if e.kind == REPORTED}),
         # Our own constant files, not submitted text: inserted verbatim so their CSP hashes match.
         script=Markup(script), style=Markup(style))
 
