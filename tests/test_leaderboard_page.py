@@ -116,7 +116,7 @@ def _summary_rows(html: str) -> dict[str, list[str]]:
     table = _section(html, "summary")
     header = re.findall(r"<th [^>]*><button type=\"button\">([^<]+)</button>", table)
     rows = {}
-    for row in re.findall(r"<tr class=\"(?:verified|reported)\">(.*?)</tr>", table, re.S):
+    for row in re.findall(r"<tr class=\"(?:consistent|reported)\">(.*?)</tr>", table, re.S):
         cells = re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)
         rows[re.sub(r"<[^>]+>", "", cells[0])] = [re.sub(r"<[^>]+>|\*", "", c).strip() for c in cells]
     return {"__header__": header, **rows}

@@ -89,6 +89,14 @@ def _summary(mapping: dict | None) -> str:
     return "; ".join(f"{k}={show(v)}" for k, v in sorted(mapping.items()))
 
 
+def _family(task: str, results: dict, registry: dict) -> str | None:
+    """The metric family that decides this task's tie credit: the board's registered task, else the run's."""
+    if task in registry:
+        return registry[task].family
+    config = results["configs"].get(task)
+    return config.get("family") if isinstance(config, dict) else None
+
+
 def _pct(value: object) -> float | None:
     return 100.0 * float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
@@ -112,7 +120,7 @@ def submitted_entries(submission: Submission, official: dict[str, dict], registr
             params=meta.get("params"), tokens=meta.get("tokens"), compute=meta.get("compute"),
             compute_approx=bool(meta.get("compute_approx")),
             data_status=status[task]["status"], data_note=status[task]["reason"],
-            protocol=describe_protocol(results["config"].get("protocol"), (config or {}).get("family")),
+            protocol=describe_protocol(results["config"].get("protocol"), _family(task, results, registry)),
             protocol_identity=_summary(results["config"].get("protocol")),
             tokenizer=compact_tokenizer(results["config"].get("tokenizer")),
             provenance=prov, category="", section_title=title, mini=mini,
