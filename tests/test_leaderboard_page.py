@@ -104,7 +104,7 @@ def test_ad_hoc_tasks_share_one_table_without_chart(site):
     other = _section(html, "family-_other")
     assert "<svg" not in other and other.count("<tr class=") == 2
     assert "text_blimp_anaphor" in other and "text_blimp_island" in other
-    # a chart needs two points with a known compute: the mini section holds one run
+    # charts only in benchmark sections, with two points or more (the mini section: table only)
     assert "<svg" not in _section(html, "family-mini_sblimp") and "<svg" in _section(html, "family-sblimp")
     assert "slmeval: mean log-prob per unit, after BOS, EOS not scored, ties ½ credit" in _section(html, "family-sblimp")
     assert "tie_value_by_family={}" not in re.sub(r'title="[^"]*"', "", html)   # raw fields: tooltips and exports only

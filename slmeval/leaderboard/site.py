@@ -19,7 +19,7 @@ from markupsafe import Markup
 from slmeval.io import atomic_write_text
 from slmeval.leaderboard.entries import REPORTED, Entry, build_entries, families, to_csv, to_json
 from slmeval.leaderboard.literature import load_literature
-from slmeval.leaderboard.present import OTHER, build_summary, declared_sections, section_kind
+from slmeval.leaderboard.present import BENCHMARK, OTHER, build_summary, declared_sections, section_kind
 from slmeval.fmt import format_compute
 from slmeval.leaderboard.quantities import format_count
 from slmeval.leaderboard.store import Board
@@ -148,7 +148,8 @@ def render_page(entries: list[Entry], generated: str, ledger_head: str = "") -> 
         title = OTHER_TITLE if family == OTHER_SECTION else next(
             (e.section_title for e in rows if e.kind != REPORTED and e.section_title),
             next((e.section_title for e in rows if e.section_title), family))
-        scatter = build_scatter(rows) if family != OTHER_SECTION else None   # charts for declared sections only
+        # charts for benchmark sections only: never for toy data or ad-hoc tasks, never with a single point
+        scatter = build_scatter(rows) if kinds.get(family) == BENCHMARK else None
         sections.append({"family": family, "title": title, "rows": rows, "kind": kinds.get(family, OTHER),
                          "has_macro": any(e.acc_macro is not None for e in rows),
                          "scatter": scatter if scatter and len(scatter.points) >= 2 else None})
