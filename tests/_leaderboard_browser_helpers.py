@@ -106,6 +106,27 @@ class Chromium:
             raise RuntimeError(f"page script failed: {result['exceptionDetails']}")
         return result["result"].get("value")
 
+    def type_into(self, session: str, selector: str, text: str) -> None:
+        """Replace the field's content with `text` as typed input (Input.insertText fires real `input`
+        events); an empty `text` deletes the selection with a Backspace key press."""
+        self.evaluate(session, f"document.querySelector({json.dumps(selector)}).select()")
+        if text:
+            self.send("Input.insertText", {"text": text}, session=session)
+            return
+        for kind in ("rawKeyDown", "keyUp"):
+            self.send("Input.dispatchKeyEvent", {"type": kind, "key": "Backspace", "code": "Backspace",
+                                                 "windowsVirtualKeyCode": 8}, session=session)
+
+    def screenshot(self, session: str, width: int, height: int) -> bytes:
+        """A PNG of the top `width` x `height` CSS pixels of the page (device scale 1)."""
+        import base64
+
+        self.send("Emulation.setDeviceMetricsOverride", {"width": width, "height": height, "deviceScaleFactor": 1,
+                                                         "mobile": False}, session=session)
+        shot = self.send("Page.captureScreenshot", {"format": "png", "clip": {
+            "x": 0, "y": 0, "width": width, "height": height, "scale": 1}}, session=session)
+        return base64.b64decode(shot["data"])
+
     def console_errors(self, session: str) -> list[str]:
         """Console errors, uncaught exceptions and browser log errors (CSP, failed loads) of one page."""
         errors = []

@@ -103,3 +103,19 @@ def test_docs_demo_numbers_are_what_the_demo_prints(demo_results):
     assert (f"{min(voices):.0f}", f"{max(voices):.0f}") == (low, high)
     each = int(re.search(r"(\d+) pairs each", rows["mini_ms_sstorycloze"][2])[1])
     assert {v["n_pairs"] for v in results["breakdowns"]["mini_ms_sstorycloze"]["speaker"].values()} == {each}
+
+
+@pytest.mark.slow
+def test_demo_run_is_official_data_on_the_bundled_board(demo_results):
+    """leaderboard/official_tasks.json pins the mini tasks (from `pin-hashes` on a demo run): a fresh
+    run of the bundled data matches every pin, so the board shows it as official data."""
+    from slmeval.leaderboard import Board
+    from slmeval.leaderboard.store import data_status
+
+    results, _ = demo_results
+    pins = Board(ROOT / "leaderboard").official_tasks()
+    for task in MINI_TASKS:
+        assert all(pins[task][k] is not None for k in ("items_sha256", "data_sha256", "meta_sha256", "version"))
+        assert {k: results["provenance"]["task_hashes"][task][k] for k in pins[task]} == pins[task]
+    status = data_status(results, pins)
+    assert {task: status[task]["status"] for task in MINI_TASKS} == dict.fromkeys(MINI_TASKS, "official data")

@@ -1,4 +1,5 @@
-"""The built page in headless chromium: loads without console errors, sorts, shows hostile names as text."""
+"""The built page in headless chromium: loads without console errors or network loads, sorts, filters,
+shows hostile names as text."""
 from __future__ import annotations
 
 import json
@@ -49,9 +50,11 @@ def page(browser: Chromium, site: Path) -> str:
 
 
 def _column(browser: Chromium, page: str, family: str, header: str) -> tuple[list[str], list[str]]:
-    """Click `header` in the family's table; return (cell data values, model names) in display order."""
+    """Click `header` in the family's table (`summary`: the summary table); return (cell data values,
+    model names) in display order."""
+    section = "summary" if family == "summary" else f"family-{family}"
     script = f"""(function () {{
-      var table = document.querySelector("#family-{family} table");
+      var table = document.querySelector("#{section} table");
       var heads = Array.from(table.querySelectorAll("thead th"));
       var column = heads.findIndex(function (th) {{ return th.textContent.trim().startsWith({json.dumps(header)}); }});
       heads[column].querySelector("button").click();
@@ -66,7 +69,10 @@ def _column(browser: Chromium, page: str, family: str, header: str) -> tuple[lis
 
 
 def test_page_loads_without_console_errors(browser: Chromium, page: str) -> None:
-    assert browser.evaluate(page, "document.querySelectorAll('section table.sortable').length") == 3
+    # the summary, then one table per benchmark
+    assert browser.evaluate(page, "Array.from(document.querySelectorAll('section table.sortable'))"
+                                  ".map(function (t) { return t.closest('section').id; })") == [
+        "summary", "family-sblimp", "family-sstorycloze", "family-tstorycloze"]
     assert browser.evaluate(page, "document.querySelectorAll('svg circle.point').length") > 10
     assert browser.console_errors(page) == []
 
@@ -111,3 +117,45 @@ def test_text_sorting(browser: Chromium, page: str) -> None:
     _, models_desc = _column(browser, page, "sblimp", "model")
     plain_desc = [m.casefold() for m in models_desc if m[0].isalnum()]
     assert plain_desc == sorted(plain, reverse=True)
+
+
+def test_page_loads_nothing_from_the_network(browser: Chromium, page: str) -> None:
+    # Works offline: no stylesheet, script, font or image is fetched (the CSP would block it anyway).
+    assert browser.evaluate(page, "performance.getEntriesByType('resource').length") == 0
+
+
+def test_summary_sorts_by_average_with_blanks_last(browser: Chromium, page: str, site: Path) -> None:
+    exported = json.loads((site / "leaderboard.json").read_text())["entries"]
+    trio = ("sblimp", "sstorycloze", "tstorycloze")
+    scores: dict[tuple[str, str], dict[str, float]] = {}
+    for e in exported:                      # first number per model and benchmark, as the summary shows
+        if e["family"] in trio and e["acc"] is not None:
+            scores.setdefault((e["model"], e["kind"]), {}).setdefault(e["family"], e["acc"])
+    averages = sorted(sum(v.values()) / 3 for v in scores.values() if len(v) == 3)
+    ascending, _ = _column(browser, page, "summary", "average")     # the page opens sorted descending
+    known = [float(v) for v in ascending if v != ""]
+    assert known == pytest.approx(averages, abs=1e-9) and ascending[len(known):] == [""] * (len(ascending) - len(known))
+    descending, models = _column(browser, page, "summary", "average")
+    assert [float(v) for v in descending[:len(known)]] == pytest.approx(averages[::-1], abs=1e-9)
+    assert len(models) == len(scores)                              # one row per model and kind
+
+
+def _visible(browser: Chromium, page: str, selector: str) -> list[str]:
+    return browser.evaluate(page, f"Array.from(document.querySelectorAll({json.dumps(selector)}))"
+                                  ".filter(function (tr) { return tr.offsetParent !== null; })"
+                                  ".map(function (tr) { return tr.cells[0].textContent; })")
+
+
+def test_filter_box_keeps_matching_rows_only(browser: Chromium, page: str) -> None:
+    every = _visible(browser, page, "table.sortable tbody tr")
+    browser.type_into(page, "#filter", "twist 13b")          # every word must match, any case
+    shown = _visible(browser, page, "table.sortable tbody tr")
+    assert shown and set(shown) == {"TWIST-13B"}
+    assert len(shown) == 1 + 3                               # its summary row and one row per benchmark
+    count = browser.evaluate(page, "document.getElementById('filter-count').textContent")
+    assert count == f"{len(shown)} of {len(every)} rows match"
+    browser.type_into(page, "#filter", "Slam-repro")
+    assert set(_visible(browser, page, "#summary tbody tr")) == {"Slam-repro"}
+    browser.type_into(page, "#filter", "")
+    assert _visible(browser, page, "table.sortable tbody tr") == every
+    assert browser.console_errors(page) == []

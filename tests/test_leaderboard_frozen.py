@@ -221,7 +221,8 @@ def test_ledger_edits_and_unrecorded_folders_are_refused(board, run, tmp_path):
 def test_pins_edited_by_hand_are_refused(board, run, tmp_path):
     """official_tasks.json decides "official data" on the page: once pinned, only pin-hashes changes it."""
     _accept(board, run)
-    res = _cli("leaderboard", "pin-hashes", str(run), "--board", str(board.root))
+    # --force: the repository already pins the mini tasks from a real demo run; this run is synthetic
+    res = _cli("leaderboard", "pin-hashes", str(run), "--force", "--board", str(board.root))
     assert res.exit_code == 0, res.output
     assert [r["event"] for r in Ledger.read(board.root).records] == ["accepted", "pinned"]
     build_site(board, tmp_path / "site")
@@ -232,7 +233,7 @@ def test_pins_edited_by_hand_are_refused(board, run, tmp_path):
     _write(board.official_path, document)
     res = _build(board, tmp_path)
     assert res.exit_code == 2 and "official_tasks.json: differs from the file `pin-hashes` wrote" in res.output
-    res = _cli("leaderboard", "pin-hashes", str(run), "--force", "--board", str(board.root))
+    res = _cli("leaderboard", "pin-hashes", str(run), "--board", str(board.root))
     assert res.exit_code == 2 and "never by hand" in res.output
 
 

@@ -47,7 +47,7 @@ def test_table4_efficiency_ratio_recovered(metric, published_ratio):
 def test_gamma_q_rejects_bad_input():
     with pytest.raises(ValueError, match="finite and > 0"):
         fit_gamma_q([1e18, 0, 1e19], [0.5, 0.6, 0.7])
-    with pytest.raises(ValueError, match="fewer than 2 points"):
+    with pytest.raises(ValueError, match="envelope is a single point"):
         fit_gamma_q([1e18, 1e19, 1e20], [0.7, 0.6, 0.5])
 
 

@@ -14,7 +14,7 @@ import json
 import re
 from dataclasses import asdict, dataclass, fields
 
-from slmeval.leaderboard.literature import SCORE_FAMILIES, ReportedRow
+from slmeval.leaderboard.literature import ReportedNumber, ReportedRow, reported_numbers
 from slmeval.leaderboard.registered import placement, registered_tasks
 from slmeval.leaderboard.store import Submission, data_status
 
@@ -48,6 +48,7 @@ class Entry:
     mini: bool = False          # bundled toy data: its own section, listed after the benchmarks
     tokenizer_identity: str = ""   # the full tokenizer identity (`tokenizer` is the compact form)
     reproduced: str = ""        # consistent rows the board re-ran with every credit equal: the ledger date
+    protocol_identity: str = ""    # every protocol field (`protocol` says it in words)
 
 
 def compact_tokenizer(identity: dict | None) -> str:
@@ -70,6 +71,12 @@ def compact_tokenizer(identity: dict | None) -> str:
 _LONG_HEX = re.compile(r"^[0-9a-f]{40,}$")
 
 
+def describe_protocol(protocol: dict | None, family: str | None = None) -> str:
+    from slmeval.leaderboard.present import describe_protocol as describe   # present.py imports this module
+
+    return describe(protocol, family)
+
+
 def _summary(mapping: dict | None) -> str:
     """"k=v; ..." for the page; long hashes are shortened (the exports' source files keep them whole)."""
     if not isinstance(mapping, dict):
@@ -80,6 +87,14 @@ def _summary(mapping: dict | None) -> str:
         text = str(value)
         return text[:12] + "..." if _LONG_HEX.match(text) else text
     return "; ".join(f"{k}={show(v)}" for k, v in sorted(mapping.items()))
+
+
+def _family(task: str, results: dict, registry: dict) -> str | None:
+    """The metric family that decides this task's tie credit: the board's registered task, else the run's."""
+    if task in registry:
+        return registry[task].family
+    config = results["configs"].get(task)
+    return config.get("family") if isinstance(config, dict) else None
 
 
 def _pct(value: object) -> float | None:
@@ -105,29 +120,30 @@ def submitted_entries(submission: Submission, official: dict[str, dict], registr
             params=meta.get("params"), tokens=meta.get("tokens"), compute=meta.get("compute"),
             compute_approx=bool(meta.get("compute_approx")),
             data_status=status[task]["status"], data_note=status[task]["reason"],
-            protocol=_summary(results["config"].get("protocol")),
+            protocol=describe_protocol(results["config"].get("protocol"), _family(task, results, registry)),
+            protocol_identity=_summary(results["config"].get("protocol")),
             tokenizer=compact_tokenizer(results["config"].get("tokenizer")),
             provenance=prov, category="", section_title=title, mini=mini,
             tokenizer_identity=_summary(results["config"].get("tokenizer")), reproduced=reproduced))
     return rows
 
 
-def reported_entries(row: ReportedRow) -> list[Entry]:
-    compute = row.compute
-    return [Entry(kind=REPORTED, model=row.model, family=family, task=f"{family} (as reported)",
-                  acc=row.scores[family], acc_stderr=None, acc_macro=None, n_pairs=None,
-                  params=row.params.value if row.params else None, tokens=row.tokens.value if row.tokens else None,
-                  compute=compute.value if compute else None, compute_approx=bool(compute and compute.approx),
-                  data_status="", data_note="", protocol="", tokenizer="", provenance=row.source,
-                  category=row.category, section_title=FAMILY_TITLES.get(family, family))
-            for family in SCORE_FAMILIES if family in row.scores]
+def reported_entries(number: ReportedNumber) -> Entry:
+    compute = number.compute
+    return Entry(kind=REPORTED, model=number.model, family=number.family, task=f"{number.family} (as reported)",
+                 acc=number.score, acc_stderr=None, acc_macro=None, n_pairs=None,
+                 params=number.params.value if number.params else None,
+                 tokens=number.tokens.value if number.tokens else None,
+                 compute=compute.value if compute else None, compute_approx=bool(compute and compute.approx),
+                 data_status="", data_note="", protocol="", tokenizer="", provenance=number.citation,
+                 category=number.category, section_title=FAMILY_TITLES.get(number.family, number.family))
 
 
 def build_entries(submissions: list[Submission], literature: list[ReportedRow],
                   official: dict[str, dict]) -> list[Entry]:
     registry = registered_tasks()
     rows = [e for s in submissions for e in submitted_entries(s, official, registry)]
-    rows += [e for r in literature for e in reported_entries(r)]
+    rows += [reported_entries(n) for n in reported_numbers(literature)]
     return rows
 
 

@@ -1,4 +1,10 @@
-"""Numbers reported in papers (leaderboard/literature.csv): shown beside verified runs, never mixed up."""
+"""Numbers reported in papers (leaderboard/literature.csv): shown beside verified runs, never mixed up.
+
+Two papers often reprint the same model's number under different names (Slamming's "TWIST-13B" is
+Cuervo & Marxer's "TWIST warm-init 13B"). The optional column `same_model_as` says so explicitly — a
+row naming another row's model — so the page shows one row per model and number citing both tables;
+where the papers' numbers differ, each keeps its own row. Names are never matched by guesswork.
+"""
 from __future__ import annotations
 
 import csv
@@ -10,6 +16,7 @@ from slmeval.leaderboard.quantities import Quantity, parse_quantity, training_co
 
 SCORE_FAMILIES = ("sblimp", "sstorycloze", "tstorycloze")   # CSV columns, accuracy in percent
 REQUIRED_COLUMNS = ("model", "category", "params", "train_tokens", *SCORE_FAMILIES, "source", "status")
+ALIAS_COLUMN = "same_model_as"     # optional: the model name this row reprints under another name
 
 
 class LiteratureError(ValueError):
@@ -25,6 +32,11 @@ class ReportedRow:
     scores: dict[str, float]            # family -> accuracy in percent (only the families reported)
     extra: dict[str, str]               # other columns (genppl, auto_bleu, ...) kept verbatim
     source: str
+    same_as: str = ""                   # `same_model_as`: this row's model under the name another row uses
+
+    @property
+    def canonical(self) -> str:
+        return self.same_as or self.model
 
     @property
     def compute(self) -> Quantity | None:
@@ -66,7 +78,55 @@ def load_literature(path: Path) -> list[ReportedRow]:
                 raise LiteratureError(f"{where}: {exc}") from None
             scores = {f: s for f in SCORE_FAMILIES
                       if (s := _score(record[f], f"{where} column {f}")) is not None}
-            extra = {k: v for k, v in record.items() if k not in REQUIRED_COLUMNS and v}
+            extra = {k: v for k, v in record.items() if k not in (*REQUIRED_COLUMNS, ALIAS_COLUMN) and v}
             rows.append(ReportedRow(record["model"].strip(), record["category"].strip(), params, tokens, scores,
-                                    extra, record["source"].strip()))
+                                    extra, record["source"].strip(), (record.get(ALIAS_COLUMN) or "").strip()))
+    names = {r.model for r in rows}
+    for line_no, row in enumerate(rows, start=2):
+        if row.same_as and (row.same_as == row.model or row.same_as not in names):
+            raise LiteratureError(f"{path}:{line_no}: column {ALIAS_COLUMN} must name another row's model, "
+                                  f"got {row.same_as!r}")
     return rows
+
+
+@dataclass(frozen=True)
+class ReportedNumber:
+    """One model's number on one benchmark, with every paper table that reports it."""
+    model: str                          # the canonical name (the row `same_model_as` points to)
+    family: str
+    score: float
+    category: str
+    params: Quantity | None             # the first source's; others that differ are named in `citation`
+    tokens: Quantity | None
+    sources: tuple[str, ...]
+    citation: str                       # "Slamming … Table 3; Cuervo & Marxer 2024 Table 3 (as “TWIST warm-init 13B”)"
+
+    @property
+    def compute(self) -> Quantity | None:
+        return training_compute(self.params, self.tokens)
+
+
+def reported_numbers(rows: list[ReportedRow]) -> list[ReportedNumber]:
+    """Rows merged per (model, benchmark, number), in file order; a number two tables report alike
+    is one entry citing both."""
+    groups: dict[tuple[str, str, float], list[ReportedRow]] = {}
+    for row in rows:
+        for family in SCORE_FAMILIES:
+            if family in row.scores:
+                groups.setdefault((row.canonical, family, row.scores[family]), []).append(row)
+    out = []
+    for (model, family, score), group in groups.items():
+        first = group[0]
+        params = next((r.params for r in group if r.params), None)
+        tokens = next((r.tokens for r in group if r.tokens), None)
+        parts = []
+        for r in group:
+            notes = [f"as “{r.model}”"] if r.model != model else []
+            if r.params and params and r.params != params:
+                notes.append(f"{r.params} params")
+            if r.tokens and tokens and r.tokens != tokens:
+                notes.append(f"{r.tokens} tokens")
+            parts.append(r.source + (f" ({', '.join(notes)})" if notes else ""))
+        out.append(ReportedNumber(model, family, score, first.category, params, tokens,
+                                  tuple(r.source for r in group), "; ".join(parts)))
+    return out

@@ -19,12 +19,16 @@ from markupsafe import Markup
 from slmeval.io import atomic_write_text
 from slmeval.leaderboard.entries import REPORTED, Entry, build_entries, families, to_csv, to_json
 from slmeval.leaderboard.literature import load_literature
+from slmeval.leaderboard.present import BENCHMARK, OTHER, build_summary, declared_sections, section_kind
+from slmeval.fmt import format_compute
 from slmeval.leaderboard.quantities import format_count
 from slmeval.leaderboard.store import Board
 
 WIDTH, HEIGHT = 760, 420
 MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 64, 24, 16, 56
 ASSETS = Path(__file__).parent / "templates"
+OTHER_SECTION = "_other"     # one section for every task without a declared leaderboard section
+OTHER_TITLE = "Other tasks (no leaderboard section declared: table only)"
 
 
 @dataclass
@@ -111,7 +115,7 @@ def build_scatter(entries: list[Entry]) -> Scatter | None:
     points = []
     for e in sorted(plotted, key=lambda e: -(e.params or 0.0)):   # big markers first, small ones stay visible
         r = 3.5 + 14.0 * math.sqrt(e.params / largest) if e.params else 3.5
-        compute = ("~" if e.compute_approx else "") + f"{e.compute:.2g} FLOPs"
+        compute = ("~" if e.compute_approx else "") + f"{format_compute(e.compute)} FLOPs"
         params = f", {format_count(e.params)} parameters" if e.params else ""
         title = f"{e.model} ({e.kind}{', ' + e.data_status if e.data_status else ''}): {e.acc:.2f}% on {e.task}, " \
                 f"{compute}{params}"
@@ -119,7 +123,7 @@ def build_scatter(entries: list[Entry]) -> Scatter | None:
                             e.data_status == "unofficial data", e.model, title))
     legend = (left + 12, top + 8, left + 262, top + 22)   # matches the legend drawn by the template
     place_labels(points, WIDTH, bottom, reserved=[legend])
-    x_ticks = [(round(px(k), 1), format_count(10.0 ** k)) for k in range(x_lo, x_hi + 1)]
+    x_ticks = [(round(px(k), 1), format_compute(10.0 ** k)) for k in range(x_lo, x_hi + 1)]
     n_y = int(round((y_hi - y_lo) / step))
     y_ticks = [(round(py(y_lo + i * step), 1), f"{y_lo + i * step:g}") for i in range(n_y + 1)]
     return Scatter(WIDTH, HEIGHT, left, top, right, bottom, points, x_ticks, y_ticks,
@@ -136,21 +140,29 @@ def render_page(entries: list[Entry], generated: str, ledger_head: str = "") -> 
     script = (ASSETS / "sort.js").read_text(encoding="utf-8")
     style = (ASSETS / "style.css").read_text(encoding="utf-8")
     sections = []
-    for family in families(entries):
-        rows = sorted((e for e in entries if e.family == family),
-                      key=lambda e: (e.acc is None, -(e.acc or 0.0)))
-        title = next((e.section_title for e in rows if e.kind != REPORTED and e.section_title),
-                     next((e.section_title for e in rows if e.section_title), family))
-        sections.append({"family": family, "title": title, "rows": rows,
+    benchmark, mini = declared_sections()
+    kinds = {family: section_kind(family, benchmark, mini) for family in families(entries)}
+    for family in [f for f in kinds if kinds[f] != OTHER] + ([OTHER_SECTION] if OTHER in kinds.values() else []):
+        members = [f for f, k in kinds.items() if k == OTHER] if family == OTHER_SECTION else [family]
+        rows = sorted((e for e in entries if e.family in members), key=lambda e: (e.acc is None, -(e.acc or 0.0)))
+        title = OTHER_TITLE if family == OTHER_SECTION else next(
+            (e.section_title for e in rows if e.kind != REPORTED and e.section_title),
+            next((e.section_title for e in rows if e.section_title), family))
+        # charts for benchmark sections only: never for toy data or ad-hoc tasks, never with a single point
+        scatter = build_scatter(rows) if kinds.get(family) == BENCHMARK else None
+        sections.append({"family": family, "title": title, "rows": rows, "kind": kinds.get(family, OTHER),
                          "has_macro": any(e.acc_macro is not None for e in rows),
-                         "scatter": build_scatter(rows)})
+                         "scatter": scatter if scatter and len(scatter.points) >= 2 else None})
+    shown = [s["family"] for s in sections if s["kind"] != OTHER]
+    summary = build_summary(entries, shown, {s["family"]: s["title"] for s in sections})
     csp = (f"default-src 'none'; script-src {_csp_hash(script)}; style-src {_csp_hash(style)}; "
            f"img-src 'none'; base-uri 'none'; form-action 'none'")
     return env.get_template("leaderboard.html.j2").render(
-        sections=sections, generated=generated, csp=csp, fmt_count=format_count, REPORTED=REPORTED,
+        sections=sections, summary=summary, generated=generated, csp=csp, fmt_count=format_count,
+        fmt_compute=format_compute, REPORTED=REPORTED,
         n_consistent=len({e.model for e in entries if e.kind != REPORTED}),
         n_reproduced=len({e.model for e in entries if e.kind != REPORTED and e.reproduced}), ledger_head=ledger_head,
-        n_reported=len({(e.model, e.provenance) for e in entries if e.kind == REPORTED}),
+        n_reported=len({e.model for e in entries if e.kind == REPORTED}),
         # Our own constant files, not submitted text: inserted verbatim so their CSP hashes match.
         script=Markup(script), style=Markup(style))
 

@@ -75,9 +75,13 @@ def fit_gamma_q(compute, metric, *, bootstrap: int = 0, seed: int = 0, ci: float
     if bad.any():
         raise ValueError(f"compute and metric must be finite and > 0 (log fit); offending positions "
                          f"{np.flatnonzero(bad)[:10].tolist()}")
+    if len(c) < 2:
+        raise ValueError(f"{len(c)} run(s) with this metric: a line needs at least 2")
     gamma, k, r2, n_env = _envelope_fit(c, q)
     if n_env < 2:
-        raise ValueError("the envelope has fewer than 2 points: the metric never improves with compute")
+        # said of these runs only: one cheap run scoring best is not evidence about compute in general
+        raise ValueError(f"none of the {len(c)} runs scores above the run with the least compute, so the "
+                         "envelope is a single point (no trend to fit)")
     fit = GammaFit(gamma=gamma, k=k, n_runs=len(c), n_envelope=n_env, r2=r2, seed=seed)
     if bootstrap > 0:
         rng = np.random.default_rng(seed)

@@ -1,9 +1,10 @@
-"""Figures of `slmeval fit` (matplotlib, Agg backend; every figure as PNG and SVG, written atomically)."""
+"""Figures of `slmeval fit` (matplotlib, Agg backend; every figure as a PNG at DPI dots per inch and an
+SVG beside it, written atomically; tick labels by slmeval/scaling/axes.py)."""
 from __future__ import annotations
 
-import math
 import re
 from pathlib import Path
+from typing import Iterator
 
 import matplotlib
 
@@ -12,40 +13,32 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from matplotlib.ticker import FuncFormatter  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 
-from slmeval.fmt import format_count  # noqa: E402
+from slmeval.fmt import format_compute  # noqa: E402
 from slmeval.io import atomic_path, safe_name  # noqa: E402
 from slmeval.scaling.allocation import optimal_loss  # noqa: E402
+from slmeval.scaling.axes import readable_axes  # noqa: E402
 from slmeval.scaling.downstream import envelope_mask  # noqa: E402
 
 
-def plain_number_axes(ax) -> None:
-    """Log axes labelled with plain numbers ("1e21", "100M", "2.5") instead of matplotlib's 10^x; an
-    axis spanning under ~1.5 decades (a loss axis) also labels its 2x and 5x minor ticks."""
-    for axis, scale in ((ax.xaxis, ax.get_xscale()), (ax.yaxis, ax.get_yscale())):
-        if scale != "log":
-            continue
-        lo, hi = sorted(axis.get_view_interval())
-        narrow = lo > 0 and hi / lo < 10 ** 1.5
-
-        def minor(value: float, _pos, narrow: bool = narrow) -> str:
-            lead = round(value / 10 ** math.floor(math.log10(value)), 6) if value > 0 else 0
-            return format_count(value) if narrow and lead in (2.0, 5.0) else ""
-
-        axis.set_major_formatter(FuncFormatter(lambda value, _pos: format_count(value)))
-        axis.set_minor_formatter(FuncFormatter(minor))
+DPI = 200   # a 6.4 x 4.4 in figure is 1280 x 880 px: readable when embedded at full width
 
 
-def _save(fig, out_dir: Path, stem: str) -> list[str]:
-    written = []
+def _finish(fig) -> Figure:
     for ax in fig.axes:
-        plain_number_axes(ax)
+        readable_axes(ax)
     fig.tight_layout()
+    return fig
+
+
+def save_figure(fig, out_dir: Path, stem: str) -> list[str]:
+    """`stem`.png (DPI) and `stem`.svg under out_dir, atomically; closes the figure."""
+    written = []
     for ext in ("png", "svg"):
         target = out_dir / safe_name(f"{stem}.{ext}", "figure file name")   # stems hold metric names
         with atomic_path(target) as tmp:
-            fig.savefig(tmp, dpi=130, bbox_inches="tight", format=ext)
+            fig.savefig(tmp, dpi=DPI, bbox_inches="tight", format=ext)
         written.append(target.name)
     plt.close(fig)
     return written
@@ -60,10 +53,13 @@ def _colors(mods) -> dict:
     return {m: cycle[i % len(cycle)] for i, m in enumerate(sorted(mods))}
 
 
-def loss_vs_compute(df: pd.DataFrame, result: dict, out_dir: Path) -> list[str]:
+Figures = Iterator[tuple[str, Figure]]   # (file stem, finished figure)
+
+
+def loss_vs_compute(df: pd.DataFrame, result: dict) -> Figures:
     rows = df[df["loss"].notna() & ~df["modality"].str.contains("+", regex=False)]
     if rows.empty:
-        return []
+        return
     colors = _colors(rows["modality"].unique())
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     for mod, sub in rows.groupby("modality"):
@@ -79,11 +75,10 @@ def loss_vs_compute(df: pd.DataFrame, result: dict, out_dir: Path) -> list[str]:
                     color=colors[mod], label=f"{mod} fit at N_opt(C), D_opt(C)")
     ax.set(xscale="log", yscale="log", xlabel="compute C (FLOPs)", ylabel="test loss", title="Loss vs compute")
     ax.legend(fontsize=7)
-    return _save(fig, out_dir, "loss_vs_compute")
+    yield "loss_vs_compute", _finish(fig)
 
 
-def metric_vs_compute(df: pd.DataFrame, result: dict, out_dir: Path) -> list[str]:
-    written = []
+def metric_vs_compute(df: pd.DataFrame, result: dict) -> Figures:
     metrics = sorted({v["metric"] for v in result["gamma_q"].values()})
     for metric in metrics:
         rows = df[df[metric].notna() & ~df["modality"].str.contains("+", regex=False)]
@@ -103,12 +98,10 @@ def metric_vs_compute(df: pd.DataFrame, result: dict, out_dir: Path) -> list[str
         ax.set(xscale="log", yscale="log", xlabel="compute C (FLOPs)", ylabel=metric,
                title=f"{metric} vs compute (envelope outlined)" + ("\n" + "; ".join(ratios) if ratios else ""))
         ax.legend(fontsize=7)
-        written += _save(fig, out_dir, f"metric_vs_compute_{_slug(metric)}")
-    return written
+        yield f"metric_vs_compute_{_slug(metric)}", _finish(fig)
 
 
-def metric_vs_loss(df: pd.DataFrame, result: dict, out_dir: Path) -> list[str]:
-    written = []
+def metric_vs_loss(df: pd.DataFrame, result: dict) -> Figures:
     for key, fit in result["accuracy_vs_loss"].items():
         metric, mod = fit["metric"], fit["modality"]
         rows = df.set_index("name").loc[fit["runs"]]
@@ -123,26 +116,22 @@ def metric_vs_loss(df: pd.DataFrame, result: dict, out_dir: Path) -> list[str]:
                 label=f"r = {fit['pearson_r']:.3f} [{fit['ci']['pearson_r'][0]:.3f}, {fit['ci']['pearson_r'][1]:.3f}]")
         ax.set(xlabel="test loss", ylabel=metric, title=f"{metric} vs loss ({mod})")
         ax.legend(fontsize=7)
-        written += _save(fig, out_dir, f"metric_vs_loss_{_slug(key)}")
-    return written
+        yield f"metric_vs_loss_{_slug(key)}", _finish(fig)
 
 
-def iso_flop(result: dict, out_dir: Path) -> list[str]:
-    written = []
+def iso_flop(df: pd.DataFrame, result: dict) -> Figures:
     for mod, alloc in result["allocation"].items():
         fig, ax = plt.subplots(figsize=(6.0, 4.2))
         for row in alloc["iso_flop"]:
-            line, = ax.plot(row["curve"]["N"], row["curve"]["loss"], lw=1, label=f"C = {row['C']:.0e}")
+            line, = ax.plot(row["curve"]["N"], row["curve"]["loss"], lw=1, label=f"C = {format_compute(row['C'])} FLOPs")
             ax.plot([row["N_opt"]], [row["L_opt"]], "o", color=line.get_color(), ms=4)
         ax.set(xscale="log", xlabel="parameters N", ylabel="predicted loss",
                title=f"Iso-FLOP curves ({mod}; dots: N_opt)")
         ax.legend(fontsize=6, ncol=2)
-        written += _save(fig, out_dir, f"iso_flop_{_slug(mod)}")
-    return written
+        yield f"iso_flop_{_slug(mod)}", _finish(fig)
 
 
-def multi_epoch_profile(result: dict, out_dir: Path) -> list[str]:
-    written = []
+def multi_epoch_profile(df: pd.DataFrame, result: dict) -> Figures:
     for mod, me in result["multi_epoch"].items():
         axis = np.asarray(me["profile"]["axis"])
         surf = np.asarray(me["profile"]["objective"])
@@ -155,11 +144,20 @@ def multi_epoch_profile(result: dict, out_dir: Path) -> list[str]:
         ax1.plot(axis, me["profile"]["profile_R_D_star"], label="profile over R_D*")
         ax1.set(xscale="log", yscale="log", xlabel="R*", ylabel="objective minimised over the other R*", title=f"Multi-epoch profile ({mod})")
         ax1.legend(fontsize=7)
-        written += _save(fig, out_dir, f"multi_epoch_profile_{_slug(mod)}")
-    return written
+        yield f"multi_epoch_profile_{_slug(mod)}", _finish(fig)
+
+
+FIGURE_KINDS = (loss_vs_compute, metric_vs_compute, metric_vs_loss, iso_flop, multi_epoch_profile)
+
+
+def build_figures(df: pd.DataFrame, result: dict) -> Figures:
+    """Every figure the fit supports, one at a time (each is closed by save_figure or the caller)."""
+    for kind in FIGURE_KINDS:
+        yield from kind(df, result)
 
 
 def make_figures(df: pd.DataFrame, result: dict, out_dir: Path) -> list[str]:
-    out_dir = Path(out_dir)
-    return (loss_vs_compute(df, result, out_dir) + metric_vs_compute(df, result, out_dir)
-            + metric_vs_loss(df, result, out_dir) + iso_flop(result, out_dir) + multi_epoch_profile(result, out_dir))
+    written = []
+    for stem, fig in build_figures(df, result):
+        written += save_figure(fig, Path(out_dir), stem)
+    return written

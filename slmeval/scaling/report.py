@@ -8,6 +8,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from slmeval.fmt import format_compute
 from slmeval.io import atomic_write_text
 
 EQUATIONS = """\
@@ -55,6 +56,29 @@ def _ci(ci: dict | None, key: str) -> str:
     return f" [{_f(lo)}, {_f(hi)}]"
 
 
+SHOWN_ITEMS = 6   # per row of the console's skip table; report.md and fit.json list them all
+
+
+def efficiency_line(e: dict, level: float) -> str:
+    """"γ_text/γ_speech = 3.14 [2.1, 4.4] (95% bootstrap interval)" — the interval wherever the ratio is shown."""
+    fast, slow = e["modalities"]
+    line = f"γ_{fast}/γ_{slow} = {_f(e['ratio'], 3)}"
+    if e.get("ratio_ci"):
+        return line + f" [{_f(e['ratio_ci'][0], 3)}, {_f(e['ratio_ci'][1], 3)}] ({level:.0%} bootstrap interval)"
+    return line + " (no interval: --bootstrap 0)"
+
+
+def skip_groups(skipped: list[dict]) -> list[tuple[str, str, list[str]]]:
+    """Skips grouped by (analysis, reason), first-seen order: [(analysis, reason, ["metric (modality)", ...])].
+    A results folder can skip dozens of (metric, modality) pairs for one reason; one row says it."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for s in skipped:
+        where = [str(s[k]) for k in ("metric", "modality") if s.get(k) is not None]
+        label = where[0] + (f" ({where[1]})" if len(where) > 1 else "") if where else "-"
+        groups.setdefault((s["analysis"], s["reason"]), []).append(label)
+    return [(a, r, items) for (a, r), items in groups.items()]
+
+
 def render_markdown(result: dict, figures: list[str]) -> str:
     s = result["settings"]
     lines = ["# Scaling-law fit", "", f"{result['n_runs']} runs; Huber δ = {s['delta']:g}; bootstrap {s['bootstrap']} "
@@ -80,7 +104,7 @@ def render_markdown(result: dict, figures: list[str]) -> str:
         lines += [f"## Compute-optimal allocation ({mod})", "",
                   f"a = {_f(a['a'])}{_ci({'a': a.get('a_ci')}, 'a')}, b = {_f(a['b'])}{_ci({'b': a.get('b_ci')}, 'b')}, "
                   f"G = {_f(a['G'])}", "", "| C (FLOPs) | N_opt | D_opt | D/N | L_opt |", "|---|---|---|---|---|"]
-        lines += [f"| {r['C']:.0e} | {_f(r['N_opt'], 3)} | {_f(r['D_opt'], 3)} | {_f(r['tokens_per_param'], 3)} "
+        lines += [f"| {format_compute(r['C'])} | {_f(r['N_opt'], 3)} | {_f(r['D_opt'], 3)} | {_f(r['tokens_per_param'], 3)} "
                   f"| {_f(r['L_opt'])} |" for r in a["iso_flop"]]
         lines.append("")
     for mod, m in result["multi_epoch"].items():
@@ -100,11 +124,10 @@ def render_markdown(result: dict, figures: list[str]) -> str:
         lines.append("")
     for key, e in result["efficiency"].items():
         fast, slow = e["modalities"]
-        lines += [f"### Relative efficiency {key}", "",
-                  f"γ_{fast}/γ_{slow} = {_f(e['ratio'], 3)}" + (f" [{_f(e['ratio_ci'][0], 3)}, {_f(e['ratio_ci'][1], 3)}]"
-                                                                 if e.get("ratio_ci") else "")]
+        lines += [f"### Relative efficiency {key}", "", efficiency_line(e, result["settings"]["ci"])]
         for t in e["targets"]:
-            lines.append(f"- to reach {t['Q']:g}: {fast} {t['C_fast']:.3g} FLOPs, {slow} {t['C_slow']:.3g} FLOPs")
+            lines.append(f"- to reach {t['Q']:g}: {fast} {format_compute(t['C_fast'])} FLOPs, "
+                         f"{slow} {format_compute(t['C_slow'])} FLOPs")
         lines += ["", f"Caveat: {e['caveat']}.", ""]
     if result["accuracy_vs_loss"]:
         lines += ["## Metric vs loss", "", "| metric | modality | slope | intercept | Pearson r | used / saturated |",
@@ -119,11 +142,12 @@ def render_markdown(result: dict, figures: list[str]) -> str:
         lines += [f"## Mixed-modal ({mod})", "", f"C_ij = {_f(m['C'])}, A_ij = {_f(m['A'])}, α_ij = {_f(m['alpha'])}, "
                   f"B_ij = {_f(m['B'])}, β_ij = {_f(m['beta'])} ({m['n_runs']} bi-modal runs); "
                   f"{sum(m['synergy_per_run'])} of them past the barrier.", "",
-                  (f"Compute-optimal barrier crossing: N = {b['N']:.4g}, D = {b['D']:.4g}, C = {b['C']:.4g} FLOPs."
+                  (f"Compute-optimal barrier crossing: N = {b['N']:.4g}, D = {b['D']:.4g}, C = {format_compute(b['C'], 3)} FLOPs."
                    if b.get("crossed") else f"Barrier not crossed: {b.get('reason')}."), f"Rule: {b['rule']}.", ""]
     if result["skipped"]:
-        lines += ["## Skipped analyses", ""] + [f"- {s_['analysis']} ({', '.join(str(v) for k, v in s_.items() if k not in ('analysis', 'reason'))}): "
-                                                 f"{s_['reason']}" for s_ in result["skipped"]] + [""]
+        lines += ["## Skipped analyses", "", "| analysis | why | skipped for |", "|---|---|---|"]
+        lines += [f"| {analysis} | {reason} | {len(items)}: {', '.join(items)} |"
+                  for analysis, reason, items in skip_groups(result["skipped"])] + [""]
     if figures:
         lines += ["## Figures", ""] + [f"![{f}]({f})" for f in figures if f.endswith(".png")] + [""]
     return "\n".join(lines)
@@ -147,14 +171,21 @@ def print_summary(result: dict, console: Console | None = None) -> None:
             t.add_row(g["metric"], g["modality"], _f(g["gamma"]) + _ci(g.get("ci"), "gamma"), _f(g["k"]), str(g["n_envelope"]))
         console.print(t)
     for key, e in result["efficiency"].items():
-        console.print(f"efficiency {key}: ratio {_f(e['ratio'], 3)}")
+        console.print(f"efficiency {e['metric']}: {efficiency_line(e, result['settings']['ci'])}")
+        fast, slow = e["modalities"]
         for tg in e["targets"]:
-            console.print(f"  reach {tg['Q']:g}: {tg['C_fast']:.3g} vs {tg['C_slow']:.3g} FLOPs")
+            console.print(f"  reach {tg['Q']:g}: {fast} {format_compute(tg['C_fast'])} FLOPs, "
+                          f"{slow} {format_compute(tg['C_slow'])} FLOPs")
         console.print(f"  [yellow]caveat:[/] {e['caveat']}")
     for mod, m in result["multi_epoch"].items():
         console.print(f"multi-epoch {mod}: R_N* = {_f(m['R_N_star'], 3)}, R_D* = {_f(m['R_D_star'], 3)}")
         for w in m["warnings"]:
             console.print(f"  [yellow]warning:[/] {w}")
-    for s in result["skipped"]:
-        where = ", ".join(str(v) for k, v in s.items() if k not in ("analysis", "reason"))
-        console.print(f"[dim]skipped {s['analysis']} ({where}): {s['reason']}[/]")
+    if result["skipped"]:
+        t = Table(title=f"Skipped ({len(result['skipped'])}; every one in fit.json and report.md)")
+        for col in ("analysis", "why", "skipped for"):
+            t.add_column(col, overflow="fold")
+        for analysis, reason, items in skip_groups(result["skipped"]):
+            shown = ", ".join(items[:SHOWN_ITEMS]) + (f" … (+{len(items) - SHOWN_ITEMS} more)" if len(items) > SHOWN_ITEMS else "")
+            t.add_row(analysis, reason, f"{len(items)}: {shown}")
+        console.print(t)

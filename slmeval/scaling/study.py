@@ -18,11 +18,13 @@ from slmeval.scaling.chinchilla import fit_chinchilla
 from slmeval.scaling.downstream import envelope_mask, fit_accuracy_vs_loss, fit_gamma_q, relative_efficiency
 from slmeval.scaling.mixed_modal import fit_mixed_modal
 from slmeval.scaling.multiepoch import fit_multi_epoch
-from slmeval.scaling.tables import is_single_epoch, metric_columns
+from slmeval.scaling.tables import is_single_epoch, is_spread, metric_columns, spread_columns
 
 log = logging.getLogger(__name__)
 GRID_RULE = ("every point of α, β ∈ {0, 0.5, …, 2} × e ∈ {−1, −0.5, …, 1} × a, b ∈ {0, 5, …, 25} "
              "(4,500 starts), E = exp(e), A = exp(a), B = exp(b)")
+SPREAD_REASON = "a spread across voices or runs (standard deviation / error), not a score"
+NO_RUNS_REASON = "no run of this modality has the metric"
 
 
 @dataclass
@@ -45,9 +47,7 @@ def run_study(df: pd.DataFrame, opts: FitOptions) -> dict:
                  "multi_epoch": {}, "gamma_q": {}, "efficiency": {}, "accuracy_vs_loss": {}, "mixed_modal": {},
                  "skipped": []}
     unimodal = sorted(m for m in df["modality"].unique() if "+" not in m)
-    for mod in unimodal:
-        _loss_analyses(df[df["modality"] == mod], mod, opts, out)
-    for pair in opts.compare:
+    for pair in opts.compare:   # the options are checked before any fit runs
         unknown = [m for m in pair.split("/") if m not in unimodal]
         if unknown:
             raise ValueError(f"--compare {pair!r}: modality {unknown[0]!r} has no uni-modal runs in the table "
@@ -56,6 +56,15 @@ def run_study(df: pd.DataFrame, opts: FitOptions) -> dict:
     for metric in metrics:
         if metric not in df:
             raise ValueError(f"metric column {metric!r} not in the runs table; have {metric_columns(df)}")
+        if is_spread(metric):
+            raise ValueError(f"--metric {metric!r} is a spread (a standard deviation or standard error), not a "
+                             f"score: it is never fitted as one; metrics: {metric_columns(df)}")
+    for mod in unimodal:
+        _loss_analyses(df[df["modality"] == mod], mod, opts, out)
+    if opts.metrics is None:
+        out["skipped"] += [{"analysis": "gamma_q, accuracy_vs_loss", "metric": c, "reason": SPREAD_REASON}
+                           for c in spread_columns(df)]
+    for metric in metrics:
         _metric_analyses(df, metric, unimodal, opts, out)
     for mod in sorted(m for m in df["modality"].unique() if "+" in m):
         i, j = mod.split("+")
@@ -112,6 +121,10 @@ def _metric_analyses(df: pd.DataFrame, metric: str, unimodal: list[str], opts: F
     for mod in unimodal:
         rows = df[(df["modality"] == mod) & df[metric].notna()]
         key = f"{metric} | {mod}"
+        if rows.empty:   # e.g. a speech-only metric (acc_voice_mean) among text runs: nothing to fit, not a failure
+            out["skipped"].append({"analysis": "gamma_q, accuracy_vs_loss", "metric": metric, "modality": mod,
+                                   "reason": NO_RUNS_REASON})
+            continue
         try:
             g = fit_gamma_q(rows["C"], rows[metric], bootstrap=opts.bootstrap, seed=opts.seed, ci=opts.ci)
             fits[mod] = g

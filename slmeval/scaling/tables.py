@@ -11,6 +11,7 @@ text runs) and/or lm-eval result JSONs joined with a metadata table by run name
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -180,11 +181,24 @@ def loss_average(df: pd.DataFrame) -> str | None:
     return words[kind] + (f"; not recorded for runs {missing[:10]}" if missing else "")
 
 
+_SPREAD = re.compile(r"(_std|_sd|_stddev|_var|_variance|stderr|_sem|_spread)(@.*)?$", re.IGNORECASE)
+
+
+def is_spread(column: str) -> bool:
+    """A spread or an uncertainty (acc_voice_std: how far voices differ; acc_stderr), not a score: a
+    power law fitted to it would be read as a score that improves with compute."""
+    return bool(_SPREAD.search(column.rsplit("/", 1)[-1]))
+
+
+def spread_columns(df: pd.DataFrame) -> list[str]:
+    return [c for c in df.columns if isinstance(c, str) and is_spread(c) and c not in RESERVED]
+
+
 def metric_columns(df: pd.DataFrame) -> list[str]:
-    """Numeric columns that are not run descriptors: the downstream metrics."""
+    """Numeric columns that are not run descriptors nor spreads: the downstream metrics."""
     cols = []
     for c in df.columns:
-        if c in RESERVED or c.startswith("D_") or c.startswith("_"):
+        if c in RESERVED or c.startswith("D_") or c.startswith("_") or is_spread(c):
             continue
         if pd.api.types.is_numeric_dtype(df[c]) and df[c].notna().any():
             cols.append(c)

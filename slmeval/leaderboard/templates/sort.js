@@ -28,3 +28,25 @@ document.querySelectorAll("table.sortable").forEach(function (table) {
     });
   });
 });
+
+// Filter box: a row stays visible when its text contains every word typed (case-insensitive), in
+// the summary and in every section's table. Nothing is sent anywhere: the page has no network access.
+(function () {
+  var input = document.getElementById("filter");
+  var count = document.getElementById("filter-count");
+  if (!input) { return; }
+  var rows = Array.prototype.slice.call(document.querySelectorAll("table.sortable tbody tr"));
+  function apply() {
+    var words = input.value.toLowerCase().split(/\s+/).filter(function (w) { return w !== ""; });
+    var shown = 0;
+    rows.forEach(function (row) {
+      var text = row.textContent.toLowerCase();
+      var keep = words.every(function (w) { return text.indexOf(w) !== -1; });
+      row.hidden = !keep;
+      if (keep) { shown += 1; }
+    });
+    count.textContent = words.length ? shown + " of " + rows.length + " rows match" : "";
+  }
+  input.addEventListener("input", apply);
+  apply();
+})();
