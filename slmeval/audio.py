@@ -32,6 +32,17 @@ AudioSource = Union[str, Path, bytes]
 NEAR_SILENT_DBFS = -60.0
 
 
+# Declared sample rates a real recording can have: from 4 kHz (below telephony's 8 kHz) to 768 kHz (the
+# highest PCM rate converters offer). A header outside says nothing true about the samples — and a rate
+# of 1 Hz would make resampling to 16 kHz allocate 16,000 samples per stored one.
+MIN_SR, MAX_SR = 4_000, 768_000
+# Largest |sample| a decoded file may hold. Integer PCM decodes to [-1, 1]; float files are written in
+# [-1, 1] or, by some tools, on int16's scale (±32768). Nothing recorded lies beyond that, and the
+# float32 front ends square and sum samples over a frame (log-mel power spectrum, HuBERT's norms): at a
+# peak of ~1e16 that overflows to inf and the units silently collapse onto a few ids.
+MAX_PEAK = 32_768.0
+
+
 class AudioError(ValueError):
     """A file that cannot be turned into a usable waveform. The message names the file."""
 
@@ -71,7 +82,13 @@ def load_audio(source: AudioSource, *, target_sr: int = TARGET_SR, name: str | N
     label = _describe(source, name)
     try:
         handle = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source
-        wav, sr = sf.read(handle, dtype="float32", always_2d=True)
+        with sf.SoundFile(handle) as fh:
+            sr = fh.samplerate
+            # The header is judged before the samples are decoded or resampled (no allocation yet).
+            if not MIN_SR <= sr <= MAX_SR:
+                raise AudioError(f"{label}: declared sample rate {sr} Hz is not one a recording has (expected "
+                                 f"{MIN_SR}..{MAX_SR} Hz); the file header is damaged or wrong")
+            wav = fh.read(dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, OSError) as err:
         raise AudioError(f"{label}: cannot decode audio ({err})") from err
     if wav.shape[0] == 0:
@@ -81,6 +98,10 @@ def load_audio(source: AudioSource, *, target_sr: int = TARGET_SR, name: str | N
     mono = wav.mean(axis=1)
     if not np.isfinite(mono).all():
         raise AudioError(f"{label}: audio holds NaN or infinite samples")
+    peak = float(np.abs(mono).max())
+    if peak > MAX_PEAK:
+        raise AudioError(f"{label}: samples reach {peak:.3g}, beyond any recording's range (full scale is 1.0; "
+                         f"at most {MAX_PEAK:g} is accepted); the front end would overflow and give wrong units")
     if sr != target_sr:
         log.info("%s: resampled %d Hz -> %d Hz", label, sr, target_sr)
         mono = resample(mono, sr, target_sr)

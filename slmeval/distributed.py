@@ -30,6 +30,38 @@ class DistributedError(ValueError):
     """Work failed on another rank (the message names the rank and its error), or a bad launch."""
 
 
+class DeviceError(ValueError):
+    """A --device this process cannot use (not a torch device, or no such accelerator here)."""
+
+
+def check_device(device: str, what: str = "--device") -> str:
+    """`device` itself when torch can put tensors there; else DeviceError naming the option.
+
+    Checked before any model or audio work: otherwise a CPU-only torch reports `cuda` from deep inside
+    `Module.to` as an AssertionError ("Torch not compiled with CUDA enabled") — a traceback."""
+    import torch
+
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise DeviceError(f"{what} {device!r}: not a torch device ({str(err).splitlines()[0]}); expected cpu, "
+                          "cuda, cuda:N or mps") from None
+    if parsed.type == "cpu":
+        return device
+    backend = {"cuda": torch.cuda, "mps": getattr(torch.backends, "mps", None)}.get(parsed.type) \
+        or getattr(torch, parsed.type, None)
+    if backend is None or not hasattr(backend, "is_available"):
+        raise DeviceError(f"{what} {device!r}: slmeval runs on cpu, cuda or mps, not {parsed.type}")
+    if not backend.is_available():
+        build = "this torch build has no CUDA support" if parsed.type == "cuda" and torch.version.cuda is None \
+            else f"no {parsed.type} device is visible to this process"
+        raise DeviceError(f"{what} {device!r}: {build} (torch {torch.__version__}); use --device cpu")
+    count = backend.device_count() if hasattr(backend, "device_count") else 1
+    if parsed.index is not None and parsed.index >= count:
+        raise DeviceError(f"{what} {device!r}: only {count} {parsed.type} device(s) here (indices 0..{count - 1})")
+    return device
+
+
 @dataclass(frozen=True)
 class World:
     rank: int = 0

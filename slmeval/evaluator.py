@@ -14,7 +14,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from slmeval.data import Pair, read_pairs
-from slmeval.distributed import World, current_world, shard_sources, world_device
+from slmeval.distributed import World, check_device, current_world, shard_sources, world_device
 from slmeval.exports import check_exports, parse_exports, run_exports
 from slmeval.metrics import FAMILY_SHAPE, METRIC_FAMILIES
 from slmeval.models import LoadedLM, load_lm, parse_kv
@@ -23,7 +23,7 @@ from slmeval.plugins import PluginError
 from slmeval.registry import TaskConfig, TaskError, get_tasks
 from slmeval.io import dumps, ensure_inside, jsonl_line, safe_name, write_files_together
 from slmeval.preflight import check_free_space, check_writable, estimate_cache_bytes, estimate_output_bytes
-from slmeval.results import RESULTS_FILE, data_sha256, items_sha256, meta_sha256, provenance
+from slmeval.results import RESULTS_FILE, data_sha256, items_sha256, meta_sha256, previous_run_files, provenance
 from slmeval.resume import PARTIAL_DIR, PartialStore, decide
 from slmeval.scoring import Protocol, check_protocol, distinct_sequences, get_protocol, score_sequences
 from slmeval.scoring.logprobs import effective_backend
@@ -217,8 +217,11 @@ def evaluate(model: str | Path | LoadedLM | Any, tasks: str | Sequence[str], *, 
         tasks = [t.strip() for t in tasks.split(",") if t.strip()]
     if limit is not None and limit < 1:
         raise ValueError(f"--limit {limit}: must be a positive number of pairs per task")
+    check_device(device)                # a GPU this torch cannot use: one error before any work
     world = current_world(device)       # torchrun: this rank's place; a world of one otherwise
     device, progress = world_device(device), progress and world.is_main
+    if not [t for t in tasks if str(t).strip()]:     # before the model loads and before --output is touched
+        raise TaskError("--tasks names no task (got only commas or spaces); `slmeval tasks` lists them")
     configs = get_tasks(list(tasks), list(include_path or []))
     for cfg in configs:                    # task names become file names: refuse any that is a path
         safe_name(cfg.name, f"task name (defined in {cfg.origin})")
@@ -254,6 +257,9 @@ def evaluate(model: str | Path | LoadedLM | Any, tasks: str | Sequence[str], *, 
     else:
         lm = load_lm(model, model_args=model_args, device=device, dtype=dtype, n_units=tok.n_units if tok else None)
     check_protocol(lm, proto)
+    top = max((max(u.units, default=-1) for ps in task_pairs.values() for u in _utterances(ps) if u.units), default=-1)
+    if tok is None and top >= 0:    # pre-tokenised units: K unknown, the data's largest unit stands in for it
+        lm.check_units(top + 1, "the tasks' pre-tokenised data")
     _preflight(task_pairs, out_dir if world.is_main else None, cache_root)
     # Only rank 0 writes (results and partial results); every rank follows its resume decisions.
     store = PartialStore(out_dir) if out_dir is not None and world.is_main else None
@@ -304,7 +310,8 @@ def evaluate(model: str | Path | LoadedLM | Any, tasks: str | Sequence[str], *, 
     if resumed:
         results["provenance"]["resumed"] = resumed
     if out_dir is not None and world.is_main:
-        write_files_together(_result_files(out_dir, results, runs))   # samples + results.json: all or none
+        # samples + results.json: all or none, and the previous run's files go with its results.json
+        write_files_together(_result_files(out_dir, results, runs), replaces=previous_run_files(out_dir))
         # exports after the results: a failing export (a full disk, a bad task file) loses no results
         run_exports(exports, out_dir, configs, {n: r.metrics for n, r in runs.items()},
                     {n: r.samples for n, r in runs.items()})

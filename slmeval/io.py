@@ -203,13 +203,19 @@ class OutputError(ValueError):
     """An output or cache location that cannot be written; the message names it and says what happened."""
 
 
-def write_files_together(files: dict[Path, str], *, what: str = "results") -> None:
+def write_files_together(files: dict[Path, str], *, what: str = "results", replaces: Iterable[Path] = ()) -> None:
     """Write several text files so that they change together or not at all.
 
     Every file is first written in full to a temp file beside its target (the step that can fail: a
     full disk, a read-only folder, a quota); only when all of them are on disk are they renamed into
     place, in the given order (put the index file, e.g. results.json, last). On a failure the temp
     files are removed and every previous file is left exactly as it was.
+
+    The commit withdraws the previous index first, renames the other new files in, removes
+    `replaces` (files of the previous set the new one does not rewrite: a task the new run does not
+    have), and renames the new index in last — so an index never sits beside files of another set: a
+    kill inside the commit (renames and unlinks only, nothing left to write) leaves the old set, no
+    index, or the new set.
     """
     staged: list[tuple[Path, Path]] = []
     try:
@@ -227,8 +233,33 @@ def write_files_together(files: dict[Path, str], *, what: str = "results") -> No
             except OSError as err:
                 raise OutputError(f"cannot write {path}: {err.strerror or err}; the previous {what} there "
                                   "are unchanged") from None
-        for tmp, path in staged:
+        stale = [Path(p) for p in replaces if Path(p) not in files]
+        if len(staged) > 1 or stale:
+            staged[-1][1].unlink(missing_ok=True)      # withdraw the old index before its files change
+        for tmp, path in staged[:-1]:
+            os.replace(tmp, path)
+        for path in stale:
+            path.unlink(missing_ok=True)
+        for tmp, path in staged[-1:]:
             os.replace(tmp, path)
     finally:
         for tmp, _ in staged:
             tmp.unlink(missing_ok=True)
+
+
+def check_output_path(path: str | Path, option: str, *, folder: bool) -> Path:
+    """An output path the user gave, judged before any work: `folder=True` for a folder to write into,
+    False for a file to write. A file where the folder goes, a folder where the file goes, or a file
+    where one of its parent folders goes is an OutputError naming the option and the path (the write
+    at the end would otherwise fail as a traceback, after all the work)."""
+    path = Path(path).expanduser()
+    if folder and path.exists() and not path.is_dir():
+        raise OutputError(f"{option} {path}: is an existing file, not a folder; give a folder (it is created if missing)")
+    if not folder and path.is_dir():
+        raise OutputError(f"{option} {path}: is an existing folder; give a file name (e.g. {path / 'report.json'})")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise OutputError(f"{option} {path}: {parent} is a file, so nothing can be written below it")
+            break
+    return path

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Iterable
 
 import slmeval
-from slmeval.io import jsonl_line
+from slmeval.io import SAFE_NAME, jsonl_line
 
 RESULTS_FILE = "results.json"
 
@@ -78,3 +78,23 @@ def load_results(path: str | Path) -> dict:
         raise ValueError(f"{path}: not an slmeval results file (no 'results' key)")
     return data
 
+
+
+def previous_run_files(out_dir: str | Path) -> list[Path]:
+    """The samples files of the run an output folder holds now (those its results.json names).
+
+    A new run written into the folder replaces them as one unit with its own files
+    (`write_files_together(..., replaces=...)`): a task the new run lacks must not leave its old
+    samples beside the new results.json. Only files the old index names are touched — never lm-eval's
+    own `samples_<task>_<date>.jsonl` or anything else a user keeps there. An unreadable results.json
+    names nothing (it is replaced, its files are left alone).
+    """
+    path = Path(out_dir) / RESULTS_FILE
+    try:
+        old = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    tasks = old.get("results") if isinstance(old, dict) else None
+    if not isinstance(tasks, dict):
+        return []
+    return [Path(out_dir) / f"samples_{t}.jsonl" for t in tasks if isinstance(t, str) and SAFE_NAME.fullmatch(t)]   # a path is never a name

@@ -36,7 +36,21 @@ def check(
     from slmeval.check.report import (render_github, render_json, render_table, step_summary_markdown,
                                       write_text_atomic)
 
+    from slmeval.io import OutputError, check_output_path
+
     task_list = [t.strip() for t in tasks.split(",") if t.strip()] or None
+    summary = os.environ.get("GITHUB_STEP_SUMMARY") if fmt is OutputFormat.github else None
+    try:        # every path checked before the comparison: a refused write must not follow a verdict
+        if not 0 < alpha < 1:
+            raise ValueError(f"--alpha {alpha:g}: a significance level is between 0 and 1 (exclusive), e.g. 0.05")
+        if not (max_drop >= 0 and max_drop < float("inf")):
+            raise ValueError(f"--max-drop {max_drop:g}: a tolerated drop in points must be a finite number >= 0")
+        if output is not None:
+            check_output_path(output, "--output", folder=False)
+        if summary:
+            check_output_path(summary, "GITHUB_STEP_SUMMARY", folder=False)
+    except (OutputError, ValueError) as exc:
+        fail(exc, EXIT_REFUSED)
     try:
         new_run, base_run = load_run(results), load_run(baseline)
         report = compare_runs(new_run, base_run, tasks=task_list, alpha=alpha, max_drop=max_drop)
@@ -48,15 +62,20 @@ def check(
             typer.echo(f"::error title=slmeval check refused::{str(exc).replace('%', '%25').replace(chr(10), '%0A')}")
         fail(exc, EXIT_REFUSED)
     if output is not None:
-        write_text_atomic(output, render_json(report) + "\n")
+        try:
+            write_text_atomic(output, render_json(report) + "\n")
+        except OSError as exc:
+            fail(f"--output {output}: cannot write ({exc.strerror or exc})", EXIT_REFUSED)
     if fmt is OutputFormat.json:
         typer.echo(render_json(report))
     elif fmt is OutputFormat.github:
         typer.echo(render_github(report))
-        summary = os.environ.get("GITHUB_STEP_SUMMARY")
         if summary:
-            with open(summary, "a", encoding="utf-8") as handle:
-                handle.write(step_summary_markdown(report))
+            try:
+                with open(summary, "a", encoding="utf-8") as handle:
+                    handle.write(step_summary_markdown(report))
+            except OSError as exc:
+                fail(f"GITHUB_STEP_SUMMARY {summary}: cannot append ({exc.strerror or exc})", EXIT_REFUSED)
     else:
         render_table(report, make_console())
     if not report.passed:

@@ -36,8 +36,10 @@ def fit_command(
     from slmeval.scaling.report import print_summary, render_markdown, write_fit_json
     from slmeval.scaling.study import FitOptions, run_study
     from slmeval.scaling.tables import RunsTableError, load_runs, loss_average
+    from slmeval.io import check_output_path
 
     try:
+        check_output_path(out, "--out", folder=True)      # before the fit: a file there would fail after it
         df = load_runs(runs, metadata=metadata, name_from=name_from, extra_modalities=tuple(modality or ()))
         opts = FitOptions(delta=delta, bootstrap=bootstrap, seed=seed, ci=ci, metrics=metric or None,
                           saturation=saturation, saturation_loss=saturation_loss, compare=list(compare or []),
@@ -54,11 +56,14 @@ def fit_command(
         console.print(f"loss fitted: {result['input']['loss_average']}", soft_wrap=True)
     for note in result["input"]["notes"]:
         console.print(Text.assemble(("note: ", "yellow"), note), soft_wrap=True)
-    out.mkdir(parents=True, exist_ok=True)
-    figures = [] if no_plots else make_figures(df, result, out)
-    result["figures"] = figures
-    write_fit_json(result, out / "fit.json")
-    atomic_write_text(out / "report.md", render_markdown(result, figures))
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        figures = [] if no_plots else make_figures(df, result, out)
+        result["figures"] = figures
+        write_fit_json(result, out / "fit.json")
+        atomic_write_text(out / "report.md", render_markdown(result, figures))
+    except OSError as exc:
+        fail(f"--out {out}: cannot write ({exc.strerror or exc}): {exc.filename or out}")
     print_summary(result, console)
     console.print(f"wrote {out / 'fit.json'}, {out / 'report.md'} and {len(figures)} figure files")
 
@@ -97,13 +102,16 @@ def loss_command(
     from slmeval.models import ModelError, load_lm
     from slmeval.scaling.loss import (AVERAGES, LossInputError, append_run, corpus_loss, load_held_out,
                                       non_embedding_params, write_per_utterance)
-    from slmeval.io import atomic_write_text
+    from slmeval.io import atomic_write_text, check_output_path
 
     if append_to is not None and tokens_seen is None:
         fail("--append-to needs --tokens (D, the training tokens the checkpoint has seen)")
     if average not in AVERAGES:
         fail(f"--average {average!r}: expected one of {', '.join(AVERAGES)}")
     try:
+        for path, option in ((output, "--output"), (append_to, "--append-to"), (per_utterance, "--per-utterance")):
+            if path is not None:
+                check_output_path(path, option, folder=False)
         tok = None
         if tokenizer is not None:   # K known before the model loads: checked against its vocabulary
             from slmeval.units import load_tokenizer

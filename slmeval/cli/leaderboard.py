@@ -47,12 +47,16 @@ def build(
     """Render the static site (tables, inline SVG scatter) and the JSON/CSV exports."""
     from slmeval.leaderboard import Board, SubmissionError
     from slmeval.leaderboard.literature import LiteratureError
+    from slmeval.io import OutputError, check_output_path
     from slmeval.leaderboard.site import build_site
 
     try:
+        check_output_path(out, "--out", folder=True)     # before the board is re-verified
         written = build_site(Board(board), out)
-    except (SubmissionError, LiteratureError) as exc:
+    except (SubmissionError, LiteratureError, OutputError) as exc:
         fail(exc)
+    except OSError as exc:
+        fail(f"--out {out}: cannot write ({exc.strerror or exc}): {exc.filename or out}")
     for path in written:
         typer.echo(f"wrote {path}")
     typer.echo(f"board ledger head {Board(board).ledger().head} (publish it: a ledger rewritten later has another)")

@@ -29,8 +29,13 @@ def fit_kmeans(
 ) -> None:
     """Fit k-means centroids on log-mel frames of a folder of audio (the `logmel` tokenizer)."""
     from slmeval.audio import AudioError
+    from slmeval.io import OutputError, check_output_path
     from slmeval.units import TokenizerError, fit_logmel_kmeans
 
+    try:
+        check_output_path(out, "--out", folder=True)     # before the (long) fit
+    except OutputError as err:
+        fail(err)
     if not audio_dir.is_dir():
         fail(ValueError(f"{audio_dir}: not a directory"))
     files = sorted(p for p in audio_dir.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
@@ -41,6 +46,8 @@ def fit_kmeans(
                                     n_mels=n_mels, normalize=normalize)
     except (TokenizerError, AudioError) as err:
         fail(err)
+    except OSError as err:
+        fail(f"--out {out}: cannot write ({err.strerror or err}): {err.filename or out}")
     typer.echo(f"wrote {out_dir / 'centroids.npy'} and {out_dir / 'tokenizer.json'} "
                f"(k={k}, {len(files)} files); use --tokenizer {out_dir}")
 
@@ -53,8 +60,13 @@ def convert_kmeans(
                                       help="Required: unpickling executes code from the file; trust its source."),
 ) -> None:
     """Convert a pickled k-means model to a plain .npy centroid matrix (load it once, never again)."""
+    from slmeval.io import OutputError, check_output_path
     from slmeval.units import TokenizerError, convert_kmeans_pickle, load_centroids
 
+    try:
+        check_output_path(out, "--out", folder=False)
+    except OutputError as err:
+        fail(err)
     if not allow_pickle:
         fail(ValueError(f"{km_file}: converting a pickle means unpickling it, which executes code stored in "
                          "the file. Re-run with --allow-pickle if you trust where it came from."))
@@ -82,6 +94,6 @@ def encode(
         tok = load_tokenizer(tokenizer, allow_pickle=allow_pickle, device=device)
         wav = load_audio(file)
         units = tok.encode(wav)
-    except (TokenizerError, AudioError) as err:
+    except (TokenizerError, AudioError, ValueError) as err:     # ValueError: --device this torch cannot use
         fail(err)
     typer.echo(" ".join(str(u) for u in units.tolist()))

@@ -74,6 +74,23 @@ class UnitMapping:
             return len(self.unit_ids)
         return max(vocab_size - int(self.offset), 0)
 
+    def specials_among_units(self, n_units: int) -> list[str]:
+        """The special tokens (bos / eos / pad) that units 0 .. n_units-1 are mapped onto: `['eos_id=2 (unit
+        0)', ...]`. A unit scored as the EOS token is scored as 'the sequence ends here' — a wrong number."""
+        def unit_of(token: int) -> int | None:
+            if self.unit_ids is not None:
+                return self.unit_ids.index(token) if token in self.unit_ids[:n_units] else None
+            k = token - int(self.offset)
+            return k if 0 <= k < n_units else None
+
+        hits = []
+        for key in ("bos_id", "eos_id", "pad_id"):
+            value = getattr(self, key)
+            unit = None if value is None else unit_of(value)
+            if unit is not None:
+                hits.append(f"{key}={value} (unit {unit})")
+        return hits
+
     def unit_tokens(self, units: Sequence[int]) -> list[int]:
         """Token ids of `units` (range-checked by the caller against `capacity`)."""
         if self.unit_ids is not None:
@@ -233,6 +250,17 @@ class LoadedLM:
             raise ModelError(f"{what} has K={n_units} units but the model ({self.path}) has room for {room}: "
                              f"{how}, vocabulary size {self.vocab_size}. Wrong tokenizer, or wrong offset "
                              f"(from {self.mapping.sources.get('offset', self.mapping.sources.get('unit_ids'))})?")
+        clash = self.mapping.specials_among_units(n_units)
+        if not clash:
+            return
+        where = (f"offset {self.mapping.offset} (from {self.mapping.sources.get('offset')})"
+                 if self.mapping.offset is not None else f"the unit table (from {self.mapping.sources.get('unit_ids')})")
+        if not as_bool("force", self.model_args.get("force")):
+            raise ModelError(f"{what}'s units 0..{n_units - 1} land on special token(s) {', '.join(clash)} of the model "
+                             f"({self.path}) under {where}: those units would be scored as BOS / EOS / padding. Wrong "
+                             "offset or special ids? Pass the right --model-args offset=N, or force=true to score "
+                             "anyway (recorded in results.json)")
+        self.mapping.sources["units_on_specials"] = f"forced (force=true): {', '.join(clash)} are unit tokens"
 
     def describe(self) -> dict:
         return {"model": self.path, "model_args": self.model_args, "adapter": self.adapter,

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from slmeval.distributed import check_device
 from slmeval.models.base import ADAPTERS, DTYPES, Adapter, Checkpoint, LoadedLM, ModelError, as_bool, parse_kv
 from slmeval.models.hub import resolve_model
 from slmeval.models.identity import behaviour_files, file_hashes, model_sha256
@@ -87,6 +88,7 @@ def load_lm(model: str | Path | None, *, model_args: dict[str, str] | str | None
     """Load a checkpoint (local directory or Hub id) over units. `n_units` = the tokenizer's K, when known:
     used to infer a convention from special tokens and to check that every unit fits the vocabulary."""
     reference, args = _normalise_args(model, model_args)
+    check_device(device)
     if dtype not in DTYPES:
         raise ModelError(f"--dtype {dtype!r}: expected one of {', '.join(DTYPES)}")
     force = as_bool("force", args.get("force"))

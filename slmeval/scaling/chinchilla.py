@@ -229,6 +229,40 @@ def _bootstrap(n, d, y, delta, starts, n_rep, seed, level, opts) -> tuple[dict, 
     return intervals, level, named
 
 
+# Below this, a direction in parameter space moves no prediction (relative to the best-determined one):
+# the data cannot tell those parameters apart (float64 round-off sits near 1e-16; real designs ≥ 1e-5).
+IDENTIFIABLE_RTOL = 1e-8
+
+
+def unidentifiable(N, D, params: dict[str, float], *, rtol: float = IDENTIFIABLE_RTOL) -> list[str]:
+    """Parameters of L = E + A/N^α + B/D^β that the runs (N, D) cannot determine at `params`.
+
+    The Jacobian of log L̂ over the runs with respect to (a, b, e, α, β) — with w_k the three terms'
+    shares of L̂: (w1, w2, w3, −w1·log N, −w2·log D) — is rank-deficient exactly when a change of
+    parameters leaves every prediction unchanged: all runs at one N (A/N^α is then one constant,
+    indistinguishable from E), all at one D, or a term so small that its exponent moves nothing.
+    Columns are scaled to unit length; a near-null singular vector (σ_min/σ_max < rtol) names the
+    parameters it mixes, and a column that is itself ~0 names its own.
+    """
+    n, d = (np.asarray(v, dtype=np.float64).ravel() for v in (N, D))
+    terms = np.stack([params["A"] / n ** params["alpha"], params["B"] / d ** params["beta"],
+                      np.full(len(n), params["E"])], axis=1)
+    w = terms / terms.sum(axis=1, keepdims=True)
+    jac = np.column_stack([w[:, 0], w[:, 1], w[:, 2], -w[:, 0] * np.log(n), -w[:, 1] * np.log(d)])
+    names = ("A", "B", "E", "alpha", "beta")
+    norms = np.linalg.norm(jac, axis=0)
+    if not np.isfinite(jac).all() or norms.max() == 0:
+        return list(names)
+    dead = norms < rtol * norms.max()
+    flagged = {names[i] for i in np.flatnonzero(dead)}
+    live = np.flatnonzero(~dead)
+    _, sigma, vt = np.linalg.svd(jac[:, live] / norms[live], full_matrices=False)
+    for s_k, v in zip(sigma, vt):
+        if s_k < rtol * sigma[0] or len(n) < len(live):
+            flagged |= {names[live[i]] for i in np.flatnonzero(np.abs(v) > 0.1)}
+    return [p for p in ("E", "A", "B", "alpha", "beta") if p in flagged]
+
+
 def objective_and_gradient(params: np.ndarray, N, D, loss, delta: float) -> tuple[float, np.ndarray]:
     """The objective and analytic gradient at one point (a, b, e, α, β): for tests and checks."""
     n, d, y = _check(N, D, loss)

@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 
 from slmeval.scaling.allocation import allocation_exponents, g_factor, iso_flop_table
-from slmeval.scaling.chinchilla import fit_chinchilla
-from slmeval.scaling.downstream import envelope_mask, fit_accuracy_vs_loss, fit_gamma_q, relative_efficiency
+from slmeval.scaling.chinchilla import fit_chinchilla, unidentifiable
+from slmeval.scaling.downstream import SATURATION_RULES, envelope_mask, fit_accuracy_vs_loss, fit_gamma_q, relative_efficiency
 from slmeval.scaling.mixed_modal import fit_mixed_modal
 from slmeval.scaling.multiepoch import fit_multi_epoch
 from slmeval.scaling.tables import is_single_epoch, is_spread, metric_columns, spread_columns
@@ -40,6 +40,27 @@ class FitOptions:
     targets: list[float] = field(default_factory=list)  # metric values to extrapolate compute for
     delta_mixed: float = 0.03
     progress: bool = True
+
+    def __post_init__(self) -> None:
+        """Each setting checked against what it means, the error naming its option (numpy would fail later,
+        in its own words, or not at all: a level of 1.5 gives a percentile of 125)."""
+        problems = []
+        if not 0 < self.ci < 1:
+            problems.append(f"--ci {self.ci:g}: a confidence level is between 0 and 1 (exclusive), e.g. 0.95")
+        for name, value in (("--delta", self.delta), ("delta_mixed", self.delta_mixed)):
+            if not (math.isfinite(value) and value > 0):
+                problems.append(f"{name} {value:g}: the Huber threshold must be a finite number > 0")
+        if self.bootstrap < 0:
+            problems.append(f"--bootstrap {self.bootstrap}: a number of replicates (0 = no intervals)")
+        if self.saturation not in SATURATION_RULES:
+            problems.append(f"--saturation {self.saturation!r}: expected one of {', '.join(SATURATION_RULES)}")
+        elif self.saturation == "max-loss" and (self.saturation_loss is None or not math.isfinite(self.saturation_loss)):
+            problems.append("--saturation max-loss needs a finite --saturation-loss (the loss below which runs saturate)")
+        bad = [t for t in self.targets if not (math.isfinite(t) and t > 0)]
+        if bad:
+            problems.append(f"--target {bad[0]:g}: a metric value to reach must be a finite number > 0")
+        if problems:
+            raise ValueError("; ".join(problems))
 
 
 def run_study(df: pd.DataFrame, opts: FitOptions) -> dict:
@@ -89,9 +110,23 @@ def _loss_analyses(sub: pd.DataFrame, mod: str, opts: FitOptions, out: dict) -> 
         out["skipped"].append({"analysis": "loss_law", "modality": mod,
                                "reason": f"{len(single)} single-epoch runs with a loss (need >= 5)"})
         return
+    one = [c for c in ("N", "D") if single[c].nunique() < 2]
+    if one:     # A, α (or B, β) would be printed with nothing behind them: refuse, saying why
+        out["skipped"].append({"analysis": "loss_law", "modality": mod, "reason": (
+            f"every single-epoch run has the same {' and '.join(one)}: the law's "
+            f"{' and '.join('A, α' if c == 'N' else 'B, β' for c in one)} cannot be told from E (need >= 2 "
+            f"distinct values of {' and '.join(one)})")})
+        return
     log.info("fitting L(N, D) for %s on %d runs", mod, len(single))
     fit = fit_chinchilla(single["N"], single["D"], single["loss"], delta=opts.delta, bootstrap=opts.bootstrap,
                          seed=opts.seed, ci=opts.ci, progress=opts.progress)
+    loose = unidentifiable(single["N"], single["D"], fit.params)
+    if loose:   # a direction that moves no prediction: its parameters are not fitted values, whatever the optimiser says
+        out["skipped"].append({"analysis": "loss_law", "modality": mod, "reason": (
+            f"the runs cannot identify {', '.join(loose)}: at the best fit, changing them moves no run's predicted "
+            f"loss (a term negligible for every run, or N / D not varied enough); refused rather than printed"),
+            "objective": fit.objective})
+        return
     out["loss_law"][mod] = {**fit.to_dict(), "runs": single["name"].tolist(), "grid": GRID_RULE}
     try:
         a, b = allocation_exponents(fit.alpha, fit.beta)

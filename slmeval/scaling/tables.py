@@ -123,10 +123,7 @@ def validate_runs(df: pd.DataFrame, source="runs table", *, extra_modalities=())
                     raise RunsTableError(f"{source}: bi-modal runs {value!r} need a column 'D_{p}' (tokens of {p})")
     numeric = ["N", "D"] + [c for c in ("U", "epochs", "C", "loss") if c in df]
     for col in numeric:
-        vals = pd.to_numeric(df[col], errors="coerce")
-        bad_type = vals.isna() & df[col].notna()
-        if bad_type.any():
-            raise RunsTableError(f"{source}: column {col!r} must be numeric; runs {df['name'][bad_type].tolist()[:10]}")
+        vals = _numbers(df, col, source)
         df[col] = vals.astype(float)
         nonpos = df[col].notna() & ~(df[col] > 0)
         if nonpos.any():
@@ -150,6 +147,15 @@ def validate_runs(df: pd.DataFrame, source="runs table", *, extra_modalities=())
     if "C" not in df:
         df["C"] = 6.0 * df["N"] * df["D"]
     df["C"] = df["C"].fillna(6.0 * df["N"] * df["D"])
+    huge = ~np.isfinite(df["C"])     # N = D = 1e308 are finite, 6·N·D is not: every log-scale analysis breaks
+    if huge.any():
+        raise RunsTableError(f"{source}: compute C = 6·N·D is beyond float64 (> 1.8e308) for runs "
+                             f"{df['name'][huge].tolist()[:10]}; N and D are counts of parameters and tokens — "
+                             "check their units, or give a finite C column")
+    for col in df.columns:           # a metric column with one text cell would otherwise vanish from the fit
+        if col not in RESERVED and not col.startswith(("D_", "_")) and not pd.api.types.is_numeric_dtype(df[col]) \
+                and pd.to_numeric(df[col], errors="coerce").notna().any():
+            df[col] = _numbers(df, col, source, hint="; or rename the column to start with '_' to keep it out of the fit")
     if "loss" not in df:
         df["loss"] = np.nan
     return df
@@ -192,6 +198,18 @@ def is_spread(column: str) -> bool:
 
 def spread_columns(df: pd.DataFrame) -> list[str]:
     return [c for c in df.columns if isinstance(c, str) and is_spread(c) and c not in RESERVED]
+
+
+def _numbers(df: pd.DataFrame, col: str, source, hint: str = "") -> pd.Series:
+    """The column as numbers (empty cells NaN); a cell holding anything else is an error naming its row
+    (1 = first data row; for a CSV, file line = row + 1) and run."""
+    vals = pd.to_numeric(df[col], errors="coerce")
+    bad = vals.isna() & df[col].notna()
+    if bad.any():
+        rows = [f"row {i + 1} (run {df['name'].iloc[i]!r}): {df[col].iloc[i]!r}" for i in np.flatnonzero(bad.to_numpy())[:5]]
+        raise RunsTableError(f"{source}: column {col!r} must be numeric; not a number in {'; '.join(rows)}"
+                             + (f" and {int(bad.sum()) - 5} more" if bad.sum() > 5 else "") + hint)
+    return vals
 
 
 def metric_columns(df: pd.DataFrame) -> list[str]:

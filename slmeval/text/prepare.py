@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from slmeval.io import read_jsonl, sha256_file, write_json, write_jsonl
+from slmeval.io import check_output_path, read_jsonl, sha256_file, write_json, write_jsonl
 from slmeval.text.data import TextTaskError
 
 STORY_COLUMNS = ("story_id", "input_sentence_1", "input_sentence_2", "input_sentence_3", "input_sentence_4",
@@ -34,22 +34,30 @@ def read_stories(path: str | Path) -> list[dict]:
     path = Path(path)
     if not path.is_file():
         raise TextTaskError(f"{path}: no such file (expected the StoryCloze test CSV)")
+    header: set[str] | None = None
     if path.suffix.lower() == ".csv":
         with path.open(newline="", encoding="utf-8") as fh:
-            rows = list(csv.DictReader(fh))
+            reader = csv.DictReader(fh)
+            header = set(reader.fieldnames or ())     # judged before the rows: a header-only file has no rows
+            rows = list(reader)
     elif path.suffix.lower() == ".json":
-        rows = json.loads(path.read_text(encoding="utf-8"))
+        try:
+            rows = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError as err:
+            raise TextTaskError(f"{path}: not valid JSON ({err})") from None
+        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+            raise TextTaskError(f"{path}: expected a JSON list of story objects with the columns {list(STORY_COLUMNS)}")
     else:
         rows = read_jsonl(path)
-    if not rows:
-        raise TextTaskError(f"{path}: no stories")
-    header = set(rows[0])
+    header = header if header is not None else (set(rows[0]) if rows else set())
     if set(RELEASE_COLUMNS) <= header:
         rows = [{ours: row[theirs] for ours, theirs in zip(STORY_COLUMNS, RELEASE_COLUMNS)} for row in rows]
     elif not set(STORY_COLUMNS) <= header:
         missing = sorted(set(STORY_COLUMNS) - header)
         raise TextTaskError(f"{path}: column(s) {missing} missing; expected the release columns {list(RELEASE_COLUMNS)} "
                             f"or {list(STORY_COLUMNS)}, found {sorted(header)}")
+    if not rows:
+        raise TextTaskError(f"{path}: no stories (the columns are right, but no row follows them)")
     out = []
     for i, row in enumerate(rows, start=2 if path.suffix.lower() == ".csv" else 1):
         try:
@@ -82,8 +90,8 @@ def topic_negatives(stories: list[dict], seed: int) -> list[dict]:
 
 def prepare_storycloze(source: str | Path, data_root: str | Path, *, seed: int = 0) -> dict[str, Path]:
     """Write <data_root>/storycloze/test.jsonl and <data_root>/tstorycloze/test.jsonl (+ manifests)."""
+    root = check_output_path(data_root, "--data-root", folder=True)    # before reading: fail fast
     stories = read_stories(source)
-    root = Path(data_root)
     written = {}
     manifest = {"source": str(source), "source_sha256": sha256_file(source), "n_stories": len(stories)}
     for name, rows, extra in (("storycloze", stories, {}),

@@ -14,7 +14,7 @@ from typing import Sequence
 
 from slmeval.io import dumps, ensure_inside, jsonl_line, parse_kv, safe_name, write_files_together
 from slmeval.preflight import check_writable
-from slmeval.results import RESULTS_FILE, provenance
+from slmeval.results import RESULTS_FILE, previous_run_files, provenance
 from slmeval.text.convert import ConversionError, leaf_tasks, task_run
 from slmeval.text.data import TextTaskError
 from slmeval.text.paradigms import TASK_DIR
@@ -194,7 +194,7 @@ def evaluate_text(model: str | None, tasks: Sequence[str], *, model_args: str | 
         files = {ensure_inside(f"samples_{safe_name(name, 'task name')}.jsonl", out_dir, "samples file"):
                  "".join(jsonl_line(r) for r in rows) for name, rows in results.pop("_samples").items()}
         files[ensure_inside(RESULTS_FILE, out_dir, "results file")] = dumps(results)
-        write_files_together(files)
+        write_files_together(files, replaces=previous_run_files(out_dir))
     else:
         results.pop("_samples")
     return results

@@ -42,10 +42,15 @@ class UnitCache:
         self.identity = identity
         self.key = identity_key(identity)
         self.dir = Path(root).expanduser() / "units" / self.key[:32]
-        self.dir.mkdir(parents=True, exist_ok=True)
         ident_file = self.dir / "identity.json"
-        if not ident_file.is_file():  # for humans inspecting the cache; never read back
-            atomic_write_bytes(ident_file, (json.dumps(identity, indent=2, sort_keys=True) + "\n").encode(), fsync=False)
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            if not ident_file.is_file():  # for humans inspecting the cache; never read back
+                atomic_write_bytes(ident_file, (json.dumps(identity, indent=2, sort_keys=True) + "\n").encode(),
+                                   fsync=False)
+        except OSError as err:    # a full disk says "[Errno 27] File too large": say which entry, and what to do
+            raise OutputError(f"cannot write unit cache entry {ident_file}: {err.strerror or err} (use --cache-dir "
+                              "elsewhere or --no-cache); no results were written") from None
 
     def path(self, audio_sha256: str) -> Path:
         if len(audio_sha256) != 64 or not all(c in "0123456789abcdef" for c in audio_sha256):

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from slmeval.distributed import check_device
 from slmeval.io import parse_kv
 from slmeval.plugins import PluginError, Registry
 from slmeval.units.base import TokenizerError, UnitTokenizer
@@ -108,6 +109,7 @@ def parse_spec_string(spec: str) -> tuple[str, dict[str, str]]:
 
 def load_tokenizer(spec: str, *, allow_pickle: bool = False, device: str = "cpu") -> UnitTokenizer:
     """Build a unit tokenizer from a directory holding tokenizer.json or a 'kind:key=value,...' string."""
+    check_device(device)
     as_path = Path(str(spec)).expanduser()
     if as_path.is_dir():
         cfg = as_path / "tokenizer.json"
