@@ -185,8 +185,8 @@ def compare_runs(new_run: Run, base_run: Run, *, tasks: list[str] | None = None,
                  alpha: float = 0.05, max_drop: float = 0.5) -> CheckReport:
     if not 0.0 < alpha < 1.0:
         raise ValueError(f"--alpha must lie strictly between 0 and 1, got {alpha}")
-    if max_drop < 0:
-        raise ValueError(f"--max-drop must be >= 0 (accuracy points), got {max_drop}")
+    if not 0 <= max_drop < float("inf"):      # NaN too: every comparison with it is False, so nothing would fail
+        raise ValueError(f"--max-drop must be a finite number >= 0 (accuracy points), got {max_drop}")
     selected, notes = select_tasks(new_run, base_run, tasks)
     comparisons = [compare_task(new_run, base_run, task, alpha, max_drop) for task in selected]
     return CheckReport(new=str(new_run.results_path), baseline=str(base_run.results_path), alpha=alpha,

@@ -89,6 +89,9 @@ def load_lm(model: str | Path | None, *, model_args: dict[str, str] | str | None
     used to infer a convention from special tokens and to check that every unit fits the vocabulary."""
     reference, args = _normalise_args(model, model_args)
     check_device(device)
+    if "max_length" in args and not (str(args["max_length"]).isdigit() and int(args["max_length"]) >= 2):
+        raise ModelError(f"--model-args max_length={args['max_length']!r}: expected an integer >= 2 (tokens per "
+                         "sequence, start token included)")
     if dtype not in DTYPES:
         raise ModelError(f"--dtype {dtype!r}: expected one of {', '.join(DTYPES)}")
     force = as_bool("force", args.get("force"))

@@ -67,19 +67,21 @@ def run_study(df: pd.DataFrame, opts: FitOptions) -> dict:
     out: dict = {"settings": asdict(opts), "n_runs": int(len(df)), "loss_law": {}, "allocation": {},
                  "multi_epoch": {}, "gamma_q": {}, "efficiency": {}, "accuracy_vs_loss": {}, "mixed_modal": {},
                  "skipped": []}
+    metrics = opts.metrics if opts.metrics is not None else metric_columns(df)
+    for metric in metrics:     # before any fit: a spread, a run descriptor (name, N, loss, ...) or an empty column is no metric
+        if metric in df and is_spread(metric):
+            raise ValueError(f"--metric {metric!r} is a spread (a standard deviation or standard error), not a "
+                             f"score: it is never fitted as one; metrics: {metric_columns(df)}")
+        if metric not in metric_columns(df):
+            raise ValueError(f"--metric {metric!r}: not a metric column of the runs table "
+                             f"({'a run descriptor' if metric in df else 'no such column'}); metric columns: "
+                             f"{metric_columns(df)}")
     unimodal = sorted(m for m in df["modality"].unique() if "+" not in m)
     for pair in opts.compare:   # the options are checked before any fit runs
         unknown = [m for m in pair.split("/") if m not in unimodal]
         if unknown:
             raise ValueError(f"--compare {pair!r}: modality {unknown[0]!r} has no uni-modal runs in the table "
                              f"(have {unimodal})")
-    metrics = opts.metrics if opts.metrics is not None else metric_columns(df)
-    for metric in metrics:
-        if metric not in df:
-            raise ValueError(f"metric column {metric!r} not in the runs table; have {metric_columns(df)}")
-        if is_spread(metric):
-            raise ValueError(f"--metric {metric!r} is a spread (a standard deviation or standard error), not a "
-                             f"score: it is never fitted as one; metrics: {metric_columns(df)}")
     for mod in unimodal:
         _loss_analyses(df[df["modality"] == mod], mod, opts, out)
     if opts.metrics is None:
