@@ -25,7 +25,7 @@ from typing import Any, Sequence
 
 import pandas as pd
 
-from slmeval.distributed import DistributedError, current_world, shard_sources, world_device
+from slmeval.distributed import DistributedError, check_device, current_world, shard_sources, world_device
 from slmeval.evaluator import evaluate, read_task
 from slmeval.io import atomic_write_text, safe_name, write_json
 from slmeval.models import LoadedLM, load_lm, parse_kv
@@ -215,6 +215,9 @@ def run_sweep(checkpoints: Sequence[Checkpoint], tasks: Sequence[str], *, output
               include_path=None, cache_dir=None, use_cache: bool = True, model_args=None, device: str = "cpu",
               dtype: str = "float32", batch_size: int = 8, protocol: str = "slmeval", protocol_args=None,
               allow_pickle: bool = False, resume: bool = False, progress: bool = True) -> SweepReport:
+    check_device(device)
+    if not [t for t in tasks if str(t).strip()]:     # else every checkpoint would load, then fail alike
+        raise SweepError("--tasks names no task (got only commas or spaces); `slmeval tasks` lists them")
     world = current_world(device)
     asked, device, progress = device, world_device(device), progress and world.is_main
     out = Path(output).expanduser()

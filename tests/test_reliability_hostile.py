@@ -92,6 +92,12 @@ def test_an_empty_task_list_is_an_error_before_the_model_loads(world, tiny_llama
     assert not fresh.exists()                                   # nothing created, nothing empty written
 
 
+def test_a_sweep_with_an_empty_task_list_stops_before_any_checkpoint_loads(world, tiny_llama_dir, tmp_path):
+    res = CliRunner().invoke(app, ["sweep", "--models", str(tiny_llama_dir), "--tasks", ",", "--include-path",
+                                   str(world["tasks"]), "--output", str(tmp_path / "o"), "--no-progress"])
+    assert "--tasks names no task" in one_error(res) and not (tmp_path / "o").exists()
+
+
 def test_a_run_into_a_folder_holding_another_run_replaces_it_whole(world, tiny_llama_dir, tmp_path):
     out = tmp_path / "out"
     assert run(world, "--model", str(tiny_llama_dir), "--tasks", "h_a,h_b", "--output", str(out)).exit_code == 0
