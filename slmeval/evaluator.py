@@ -259,7 +259,7 @@ def evaluate(model: str | Path | LoadedLM | Any, tasks: str | Sequence[str], *, 
     check_protocol(lm, proto)
     top = max((max(u.units, default=-1) for ps in task_pairs.values() for u in _utterances(ps) if u.units), default=-1)
     if tok is None and top >= 0:    # pre-tokenised units: K unknown, the data's largest unit stands in for it
-        lm.check_units(top + 1, "the task data (pre-tokenised)")
+        lm.check_units(top + 1, "the task data")
     _preflight(task_pairs, out_dir if world.is_main else None, cache_root)
     # Only rank 0 writes (results and partial results); every rank follows its resume decisions.
     store = PartialStore(out_dir) if out_dir is not None and world.is_main else None

@@ -287,6 +287,20 @@ def test_a_text_cell_in_a_metric_column_is_an_error_naming_row_and_column(tmp_pa
     assert list(json.loads((tmp_path / "fit2" / "fit.json").read_text())["gamma_q"]) == ["acc | speech"]
 
 
+def test_a_fit_into_a_folder_holding_another_fit_leaves_none_of_its_figures(tmp_path):
+    df = _runs().assign(other=np.linspace(0.4, 0.9, 12)).drop(columns="loss")     # metrics only: a quick fit
+    table, out = _table(tmp_path / "runs.csv", df), tmp_path / "fit"
+    args = ["fit", str(table), "--out", str(out), "--bootstrap", "0"]
+    assert CliRunner().invoke(app, args).exit_code == 0
+    first = json.loads((out / "fit.json").read_text())["figures"]
+    assert any("other" in f for f in first)
+    (out / "mine.png").write_bytes(b"not a fit figure")              # not listed by fit.json: kept
+    res = CliRunner().invoke(app, [*args, "--metric", "acc", "--no-plots"])    # this fit draws no figure
+    assert res.exit_code == 0, res.output
+    assert json.loads((out / "fit.json").read_text())["figures"] == []
+    assert sorted(p.name for p in out.iterdir()) == ["fit.json", "mine.png", "report.md"]
+
+
 def test_parameters_the_runs_cannot_identify_are_never_reported(tmp_path):
     df = _runs()
     df["N"] = 1e8                                               # one model size: A/N^α is a constant beside E
@@ -369,6 +383,8 @@ def _paths_cases(tmp: Path, a_run: Path, world) -> list[tuple[list[str], dict, s
          "--output", a_dir),
         (["text-prepare", "storycloze", "--source", str(csv), "--data-root", str(a_file)], {}, "--data-root", a_file),
         (["fit", str(runs), "--out", str(a_file / "sub"), "--bootstrap", "0"], {}, "--out", a_file / "sub"),
+        (["synth", "--source", str(csv), "--task", "sstorycloze", "--voices", "en-us", "--out", str(a_file)], {},
+         "--out", a_file),
     ]
 
 

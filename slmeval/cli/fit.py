@@ -56,16 +56,32 @@ def fit_command(
         console.print(f"loss fitted: {result['input']['loss_average']}", soft_wrap=True)
     for note in result["input"]["notes"]:
         console.print(Text.assemble(("note: ", "yellow"), note), soft_wrap=True)
+    old_figures = _previous_figures(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
         figures = [] if no_plots else make_figures(df, result, out)
         result["figures"] = figures
         write_fit_json(result, out / "fit.json")
         atomic_write_text(out / "report.md", render_markdown(result, figures))
+        for name in sorted(set(old_figures) - set(figures)):   # a previous fit's figure must not pass for this one's
+            (out / name).unlink(missing_ok=True)
     except OSError as exc:
         fail(f"--out {out}: cannot write ({exc.strerror or exc}): {exc.filename or out}")
     print_summary(result, console)
     console.print(f"wrote {out / 'fit.json'}, {out / 'report.md'} and {len(figures)} figure files")
+
+
+def _previous_figures(out: Path) -> list[str]:
+    """Figure files the fit already in `out` lists in its fit.json (plain file names only; never a path)."""
+    import json
+
+    from slmeval.io import SAFE_NAME
+
+    try:
+        names = json.loads((out / "fit.json").read_text(encoding="utf-8")).get("figures") or []
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [n for n in names if isinstance(n, str) and SAFE_NAME.fullmatch(n) and n.endswith((".png", ".svg"))]
 
 
 @app.command("loss")

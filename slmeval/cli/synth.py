@@ -51,7 +51,12 @@ def synth(
 
     # Every TTS output is resampled to 16 kHz by design; a log line per file would bury the progress bar.
     logging.getLogger("slmeval.audio").setLevel(logging.WARNING)
+    from slmeval.distributed import check_device
+    from slmeval.io import check_output_path
+
     try:
+        check_output_path(out, "--out", folder=True)     # before any TTS work
+        check_device(device)
         shard_ix = parse_shard(shard)
         if tts == "bark":
             options = {"dtype": dtype, "semantic_temperature": semantic_temperature,
@@ -67,7 +72,7 @@ def synth(
                 raise TTSError(f"--voices all: the {tts} backend cannot list its voices; name them")
         plan = build_plan(source, task, voice_list, negatives_seed=negatives_seed, split=split, flat=flat)
         report = run_synth(plan, backend, out, seed=seed, shard=shard_ix, progress=progress)
-    except (SourceError, TTSError, EspeakError, OSError) as err:
+    except (SourceError, TTSError, EspeakError, OSError, ValueError) as err:   # ValueError: --out, --device
         fail(err)
     state = "complete; manifest merged" if report.complete else "this shard done; other shards pending"
     typer.echo(f"{out}: {report.written} written, {report.skipped} already done, {report.planned} in shard "
