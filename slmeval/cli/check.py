@@ -35,7 +35,6 @@ def check(
     from slmeval.check import RunError, compare_runs, load_run
     from slmeval.check.report import (render_github, render_json, render_table, step_summary_markdown,
                                       write_text_atomic)
-
     from slmeval.io import OutputError, check_output_path
 
     task_list = [t.strip() for t in tasks.split(",") if t.strip()] or None
