@@ -193,6 +193,15 @@ def test_units_mapped_onto_special_tokens_need_force(world, no_offset_model, tmp
     assert run(world, "--model", str(no_offset_model), "--model-args", "offset=3", "--tasks", "h_a").exit_code == 0
 
 
+def test_loss_on_units_mapped_onto_special_tokens_needs_force(no_offset_model, tmp_path):
+    data = tmp_path / "held.jsonl"
+    data.write_text("".join(json.dumps({"units": list(range(i, i + 8))}) + "\n" for i in range(4)))   # units 0..10
+    args = ["loss", "--model", str(no_offset_model), "--data", str(data)]
+    text = one_error(CliRunner().invoke(app, [*args, "--model-args", "offset=2"]))
+    assert "the held-out data's units 0..10 land on special token(s) eos_id=2 (unit 0)" in text
+    assert CliRunner().invoke(app, [*args, "--model-args", "offset=3"]).exit_code == 0
+
+
 def test_the_tokenizers_k_decides_which_units_exist(no_offset_model):
     """With a tokenizer, all K units are checked (not only those in the data): K = 16 at offset 1 reaches
     EOS (token 2) with unit 1 and BOS with unit 0."""

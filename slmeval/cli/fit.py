@@ -136,6 +136,9 @@ def loss_command(
         lm = load_lm(model, model_args=model_args, device=device, dtype=dtype, n_units=tok.n_units if tok else None)
         held = load_held_out(data, tokenizer=tok, cache_dir=cache_dir, use_cache=not no_cache,
                              allow_pickle=allow_pickle, verify_checksums=not no_verify)
+        top = max((max(u, default=-1) for u in held.units), default=-1)
+        if tok is None and top >= 0:    # pre-tokenised: the data's largest unit stands in for K (units on BOS/EOS/pad?)
+            lm.check_units(top + 1, "the held-out data")
         for note in held.notes:
             console.print(Text.assemble(("note: ", "yellow"), note), soft_wrap=True)
         result = corpus_loss(lm, held.units, ids=held.ids, context_len=context_len, score_eos=held.score_eos(score_eos),
