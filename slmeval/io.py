@@ -233,7 +233,9 @@ def write_files_together(files: dict[Path, str], *, what: str = "results", repla
             except OSError as err:
                 raise OutputError(f"cannot write {path}: {err.strerror or err}; the previous {what} there "
                                   "are unchanged") from None
-        stale = [Path(p) for p in replaces if Path(p) not in files]
+        # resolved: `out/x` and a resolved `/abs/out/x` are one file, which must be replaced, never deleted
+        new_files = {Path(p).resolve() for p in files}
+        stale = [Path(p) for p in replaces if Path(p).resolve() not in new_files]
         if len(staged) > 1 or stale:
             staged[-1][1].unlink(missing_ok=True)      # withdraw the old index before its files change
         for tmp, path in staged[:-1]:

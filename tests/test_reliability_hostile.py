@@ -98,7 +98,7 @@ def test_a_sweep_with_an_empty_task_list_stops_before_any_checkpoint_loads(world
     assert "--tasks names no task" in one_error(res) and not (tmp_path / "o").exists()
 
 
-def test_a_run_into_a_folder_holding_another_run_replaces_it_whole(world, tiny_llama_dir, tmp_path):
+def test_a_run_into_a_folder_holding_another_run_replaces_it_whole(world, tiny_llama_dir, tmp_path, monkeypatch):
     out = tmp_path / "out"
     assert run(world, "--model", str(tiny_llama_dir), "--tasks", "h_a,h_b", "--output", str(out)).exit_code == 0
     assert {p.name for p in out.glob("samples_*")} == {"samples_h_a.jsonl", "samples_h_b.jsonl"}
@@ -113,6 +113,10 @@ def test_a_run_into_a_folder_holding_another_run_replaces_it_whole(world, tiny_l
     assert all((out / name).read_text() == text for name, text in keep.items())
     lines = (out / "samples_h_a.jsonl").read_text().splitlines()
     assert len(lines) == results["n_samples"]["h_a"] == 5
+    # the same task again, the folder named relatively (the old index names `out/…`, the writer resolves)
+    monkeypatch.chdir(tmp_path)
+    assert run(world, "--model", str(tiny_llama_dir), "--tasks", "h_a", "--output", "out").exit_code == 0
+    assert (out / "samples_h_a.jsonl").read_text().splitlines() == lines
 
 
 def test_a_commit_killed_midway_never_leaves_an_index_beside_other_files(tmp_path, monkeypatch):
