@@ -27,7 +27,7 @@ import pandas as pd
 
 from slmeval.distributed import DistributedError, check_device, current_world, shard_sources, world_device
 from slmeval.evaluator import evaluate, read_task
-from slmeval.io import atomic_write_text, safe_name, write_json
+from slmeval.io import atomic_write_text, check_output_path, safe_name, write_json
 from slmeval.models import LoadedLM, load_lm, parse_kv
 from slmeval.registry import get_tasks
 from slmeval.scoring import get_protocol
@@ -218,6 +218,7 @@ def run_sweep(checkpoints: Sequence[Checkpoint], tasks: Sequence[str], *, output
     check_device(device)
     if not [t for t in tasks if str(t).strip()]:     # else every checkpoint would load, then fail alike
         raise SweepError("--tasks names no task (got only commas or spaces); `slmeval tasks` lists them")
+    check_output_path(output, "--output", folder=True)
     world = current_world(device)
     asked, device, progress = device, world_device(device), progress and world.is_main
     out = Path(output).expanduser()

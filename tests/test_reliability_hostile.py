@@ -398,6 +398,7 @@ def _paths_cases(tmp: Path, a_run: Path, world) -> list[tuple[list[str], dict, s
         (["fit", str(runs), "--out", str(a_file / "sub"), "--bootstrap", "0"], {}, "--out", a_file / "sub"),
         (["synth", "--source", str(csv), "--task", "sstorycloze", "--voices", "en-us", "--out", str(a_file)], {},
          "--out", a_file),
+        (["sweep", "--models", str(a_dir), "--tasks", "h_a", "--output", str(a_file)], {}, "--output", a_file),
     ]
 
 
