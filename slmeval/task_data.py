@@ -86,6 +86,7 @@ def resolve_task_data(configs: list[TaskConfig], data_root, *, progress: bool = 
     found: dict[str, TaskData] = {}
     problems: list[str] = []
     to_pull: list[TaskConfig] = []
+    looked_at: dict[str, str] = {}   # where the local layout was looked for: said again if the download fails
     for cfg in configs:
         try:
             path, looked = _local(cfg, data_root)
@@ -103,6 +104,7 @@ def resolve_task_data(configs: list[TaskConfig], data_root, *, progress: bool = 
             found[cfg.name] = _from_remote(cfg, got)
         else:
             to_pull.append(cfg)
+            looked_at[cfg.name] = looked
     if to_pull and hub_offline():
         names = " ".join(c.name for c in to_pull)
         problems.append(f"no data for task(s) {', '.join(c.name for c in to_pull)}: not in the local layout and not "
@@ -115,8 +117,8 @@ def resolve_task_data(configs: list[TaskConfig], data_root, *, progress: bool = 
     for cfg in to_pull:   # every task is tried: one error at the end names all that failed
         try:
             found[cfg.name] = _from_remote(cfg, fetch(cfg, progress=progress))
-        except TaskError as err:
-            problems.append(str(err))
+        except TaskError as err:   # a user without network needs the local way too
+            problems.append(f"{err}\n{_missing(cfg, looked_at[cfg.name])}")
             failed.append(cfg.name)
     if problems:
         raise TaskError("\n".join(problems + ([f"Retry with `slmeval data pull {' '.join(failed)}`."]

@@ -2,12 +2,30 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 from pathlib import Path
 
 import pytest
 import torch
 
 N_UNITS = 16   # K of the test tokenizers
+
+# Tests send traffic to loopback addresses only (the stand-in Hub, torchrun's store). Code that would reach a
+# real host (a Hub download, an archive address) fails as it would without network, in this process at the name
+# lookup; subprocesses inherit a Hub endpoint on a closed loopback port. The stand-in Hub fixture sets its own.
+os.environ.setdefault("HF_ENDPOINT", "http://127.0.0.1:9")
+_real_getaddrinfo = socket.getaddrinfo
+
+
+def _loopback_only(host, *args, **kwargs):
+    name = host.decode() if isinstance(host, bytes) else ("" if host is None else str(host))
+    if name in ("", "localhost", "::1", "0.0.0.0") or name.startswith("127."):
+        return _real_getaddrinfo(host, *args, **kwargs)
+    raise socket.gaierror(socket.EAI_NONAME, f"tests reach loopback addresses only, not {name!r}")
+
+
+socket.getaddrinfo = _loopback_only
 
 
 def _save(model: torch.nn.Module, path: Path, extra_config: dict) -> Path:

@@ -140,9 +140,17 @@ def test_zerospeech_export_rescored_gives_reported_accuracy(llama_run, world):
     assert np.mean(credit) == pytest.approx(results["results"]["sblimp"]["acc"])
 
 
-def test_missing_real_data_says_how_to_get_it(tiny_llama_dir, tmp_path):
-    with pytest.raises(TaskError, match=r"(?s)no data at .*sStoryCloze.*How to get it.*mini tasks"):
+def test_missing_real_data_says_how_to_get_it(tiny_llama_dir, tmp_path, monkeypatch):
+    # no network in tests (conftest): the download of the task's public copy fails, and the error still says
+    # where the local layout was looked for and how to get the data
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf_cache"))
+    with pytest.raises(TaskError, match=r"(?s)downloading .*sStoryCloze failed.*no data at .*sStoryCloze.*"
+                                        r"How to get it.*mini tasks"):
         slmeval.evaluate(tiny_llama_dir, ["sstorycloze"], data_root=tmp_path, tokenizer=None, progress=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")   # offline with a cold cache: the exact pull command, nothing fetched
+    with pytest.raises(TaskError, match=r"not in the cache, and HF_HUB_OFFLINE=1 .*`slmeval data pull sstorycloze`"):
+        slmeval.evaluate(tiny_llama_dir, ["sstorycloze"], data_root=tmp_path, tokenizer=None, progress=False)
+    monkeypatch.delenv("HF_HUB_OFFLINE")
     with pytest.raises(TaskError, match="pass --tokenizer"):
         (tmp_path / "sStoryCloze").mkdir()
         make_storycloze(tmp_path / "sStoryCloze")
