@@ -25,6 +25,7 @@ from slmeval.io import dumps, ensure_inside, jsonl_line, safe_name, write_files_
 from slmeval.preflight import check_free_space, check_writable, estimate_cache_bytes, estimate_output_bytes
 from slmeval.results import RESULTS_FILE, data_sha256, items_sha256, meta_sha256, previous_run_files, provenance
 from slmeval.resume import PARTIAL_DIR, PartialStore, decide
+from slmeval.run_setup import RECIPE, resolve_setup
 from slmeval.scoring import Protocol, check_protocol, distinct_sequences, get_protocol, score_sequences
 from slmeval.scoring.logprobs import effective_backend
 from slmeval.task_data import TaskData, resolve_for_world, resolve_task_data
@@ -225,26 +226,25 @@ def evaluate(model: str | Path | LoadedLM | Any, tasks: str | Sequence[str], *, 
     configs = get_tasks(list(tasks), list(include_path or []))
     for cfg in configs:                    # task names become file names: refuse any that is a path
         safe_name(cfg.name, f"task name (defined in {cfg.origin})")
-    proto = get_protocol(protocol, parse_kv(protocol_args, "--protocol-args")
-                         if not isinstance(protocol_args, dict) else protocol_args)
+    proto_args = parse_kv(protocol_args, "--protocol-args") if not isinstance(protocol_args, dict) else protocol_args
+    proto = get_protocol(protocol, proto_args) if protocol != RECIPE else None
     _check_families(configs)
     exports = parse_exports(export)
     check_exports(exports, configs)
-    # --limit: the first N pairs of each task in reader order (a partial run, as lm-eval's --limit)
+    # Model (a Hub id downloaded), its family's recipe, the tokenizer and the protocol: resolved before any
+    # data is read (slmeval/run_setup.py); a UnitTokenizer instance is accepted as is.
+    setup = resolve_setup(model, model_args=model_args, tokenizer=tokenizer, protocol=protocol, configs=configs,
+                          allow_pickle=allow_pickle, device=device)
+    proto = proto or get_protocol(setup.protocol, proto_args)
     located = resolve_for_world(world, configs, data_root, progress=progress)   # all tasks' data, or one error
+    # --limit: the first N pairs of each task in reader order (a partial run, as lm-eval's --limit)
     task_pairs = {cfg.name: read_task(cfg, data_root, located[cfg.name])[:limit] for cfg in configs}
     out_dir = Path(output).expanduser() if output else None
-    cache_root = None
-    if tokenizer is not None and use_cache:
+    tok, cache, cache_root = setup.tokenizer, None, None
+    if tok is not None and use_cache:
         from slmeval.units import default_cache_dir
 
         cache_root = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
-    tok, cache = None, None
-    if tokenizer is not None:
-        from slmeval.units import load_tokenizer
-
-        tok = (load_tokenizer(tokenizer, allow_pickle=allow_pickle, device=device)
-               if isinstance(tokenizer, str) else tokenizer)   # a UnitTokenizer instance is accepted as is
     # K known: the mapping may be inferred from the config's specials, and K + offset is checked against
     # the vocabulary here, before any audio work (and before any output or cache folder is created).
     if isinstance(model, LoadedLM):         # already loaded (slmeval sweep: N is counted from it first)
@@ -255,7 +255,8 @@ def evaluate(model: str | Path | LoadedLM | Any, tasks: str | Sequence[str], *, 
         lm = wrap_model(model, model_args=model_args, device=device, dtype=dtype,
                         n_units=tok.n_units if tok else None)
     else:
-        lm = load_lm(model, model_args=model_args, device=device, dtype=dtype, n_units=tok.n_units if tok else None)
+        lm = load_lm(model, model_args=model_args, device=device, dtype=dtype, n_units=tok.n_units if tok else None,
+                     plan=setup.plan)
     check_protocol(lm, proto)
     top = max((max(u.units, default=-1) for ps in task_pairs.values() for u in _utterances(ps) if u.units), default=-1)
     if tok is None and top >= 0:    # pre-tokenised units: K unknown, the data's largest unit stands in for it
@@ -302,7 +303,8 @@ def evaluate(model: str | Path | LoadedLM | Any, tasks: str | Sequence[str], *, 
         "config": {**run_config, "distributed": world.describe()},   # not in the fingerprint: resume may change it
         # model_hub: the Hub repo and the commit sha its files were resolved to (None for a local folder)
         "provenance": {**provenance(lm.sha256, {name: r.hashes for name, r in runs.items()}), "model_hub": lm.hub,
-                       "data": {name: located[name].provenance for name in runs}},
+                       "data": {name: located[name].provenance for name in runs},
+                       "setup": {**setup.sources, "warnings": setup.warnings}},
     }
     warnings = {name: r.warnings for name, r in runs.items() if r.warnings}
     if warnings:

@@ -53,6 +53,10 @@ def print_results(results: dict) -> None:
     console.print(f"protocol [bold]{proto['name']}[/]: score={proto['score']}, start={proto['start_token']}, "
                   f"score_eos={proto['score_eos']}, tie={proto['tie_value']}{ties}{dtype}  ·  model sha256 "
                   f"{results['provenance']['model_sha256'][:12]}")
+    from slmeval.run_setup import setup_lines
+
+    for line in setup_lines(results):     # model, tokenizer, unit→token mapping, protocol: each with its source
+        console.print(Text(line, style="yellow" if line.startswith("warning") else ""), soft_wrap=True)
 
 
 def report_error(err: Exception) -> None:
@@ -73,9 +77,12 @@ def run(
                                         "(org/name[@revision]); formats: docs/models.md."),
     tasks: str = typer.Option(..., "--tasks", "-t", help="Comma-separated task names (see `slmeval tasks`)."),
     data_root: Optional[Path] = typer.Option(None, "--data-root", help="Folder holding the benchmark downloads."),
-    tokenizer: Optional[str] = typer.Option(None, "--tokenizer", help="Tokenizer dir or 'kind:key=value,...' "
-                                            "(e.g. 'hubert:model=DIR,layer=11,centroids=km500.npy')."),
-    protocol: str = typer.Option("slmeval", "--protocol", help="Scoring preset: slmeval | slamkit | cuervo."),
+    tokenizer: Optional[str] = typer.Option(None, "--tokenizer", help="Preset (e.g. mhubert-25hz-l11-km500), tokenizer "
+                                            "dir or 'kind:key=value,...' (e.g. 'hubert:model=ORG/NAME@REV,layer=11,"
+                                            "centroids=km500.npy'). Default: the checkpoint's unit_tokenizer.json, "
+                                            "else its family's recipe (docs/models.md)."),
+    protocol: str = typer.Option("slmeval", "--protocol", help="Scoring preset: slmeval | slamkit | cuervo, or recipe "
+                                 "(the model family's own, to reproduce its paper). Default: slmeval for every model."),
     protocol_args: Optional[str] = typer.Option(None, "--protocol-args", help="Override preset fields, e.g. score=sum."),
     model_args: Optional[str] = typer.Option(None, "--model-args", "--model_args",
                                              help="adapter=,revision=,pretrained=,offset=,bos_id=,eos_id=,pad_id=,"

@@ -62,3 +62,6 @@ def read_units_jsonl(path: Path) -> list[Pair]:
         raise DataLayoutError(f"{path}: holds no records ({EXPECTED})")
     pairs.sort(key=lambda p: natural_key(p.id))
     return pairs
+
+
+read_units_jsonl.yields_units = True   # pre-tokenised: a run needs no tokenizer for it (slmeval/run_setup.py)

@@ -164,6 +164,33 @@ class Checkpoint:
     hub: dict | None = None        # {"repo_id", "revision", "commit_sha"} for Hub ids
 
 
+@dataclass(frozen=True)
+class Recipe:
+    """What a checkpoint's family was trained and evaluated with, where its format makes that knowable.
+
+    `tokenizer`: a tokenizer spec (a preset name, with overrides: `mhubert-25hz-l11-km500:input_pad=40`),
+    or None with `note` saying why it cannot be known; `protocol`: the family's own scoring protocol (used
+    only with `--protocol recipe`; the default protocol is the same for every model), or None."""
+    family: str
+    tokenizer: str | None
+    protocol: str | None
+    source: str                    # where the family's choices are written (repo + path)
+    note: str = ""
+
+
+def family_recipe(family: str, preset: str, overrides: str, n_units: int | None, protocol: str | None,
+                  source: str) -> Recipe:
+    """The family's tokenizer preset, if the checkpoint's K is the preset's (a checkpoint trained on other
+    units says nothing about which tokenizer made them)."""
+    from slmeval.units.presets import get_preset
+
+    k = get_preset(preset).n_units
+    if n_units is not None and n_units != k:
+        return Recipe(family, None, protocol, source, f"this checkpoint has K={n_units} units; the {family} "
+                      f"tokenizer ({preset}) has {k}, so its tokenizer is not known")
+    return Recipe(family, preset + (f":{overrides}" if overrides else ""), protocol, source)
+
+
 class Adapter(ABC):
     """One checkpoint format. Register with `@ADAPTERS.register("name")` (or the `slmeval.models`
     entry-point group); the registry holds the class, `load_lm` instantiates it."""
@@ -195,6 +222,11 @@ class Adapter(ABC):
         these is an error unless force=true.
         """
         return {}
+
+    def recipe(self, ckpt: Checkpoint) -> Recipe | None:
+        """The family's tokenizer preset and protocol, judged from config.json alone (before loading), or
+        None when the format says nothing about them. docs/models.md lists each family's with sources."""
+        return None
 
     def weight_files(self, ckpt: Checkpoint) -> list[Path]:
         """The files holding the weights (hashed into the model identity; none → an error). Default:

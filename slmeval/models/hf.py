@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from slmeval.models.base import ADAPTERS, Adapter, Checkpoint, HFCore, LMCore, ModelError, as_bool
+from slmeval.models.base import ADAPTERS, Adapter, Checkpoint, HFCore, LMCore, ModelError, Recipe, as_bool, family_recipe
 from slmeval.models.mapping import config_facts
 
 
@@ -63,3 +63,16 @@ class HFAdapter(Adapter):
 
     def mapping_facts(self, ckpt: Checkpoint, core: LMCore) -> dict[str, tuple[object, str]]:
         return config_facts(ckpt.config)
+
+    def recipe(self, ckpt: Checkpoint) -> Recipe | None:
+        # A TWIST checkpoint is told by `offset` in config.json (textlesslib examples/twist/speech_lm.py);
+        # its tokenizer is textlesslib's "mhubert-base-25hz" + "kmeans" 500 (examples/twist/twist_generation.py),
+        # no padding. textlesslib publishes no likelihood scoring: no protocol to follow.
+        offset, vocab = ckpt.config.get("offset"), ckpt.config.get("vocab_size")
+        if not isinstance(offset, int) or isinstance(offset, bool) or not isinstance(vocab, int):
+            return None
+        recipe = family_recipe("TWIST", "mhubert-25hz-l11-km500", "", vocab - offset, None,
+                               "facebookresearch/textlesslib examples/twist/twist_generation.py, "
+                               "examples/twist/speech_lm.py")
+        return Recipe(recipe.family, recipe.tokenizer, None, recipe.source, recipe.note or (
+            "textlesslib publishes no likelihood scoring for TWIST: no family protocol"))

@@ -11,12 +11,14 @@ Steps, each failing with one clear `ModelError` before any audio work:
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from slmeval.distributed import check_device
-from slmeval.models.base import ADAPTERS, DTYPES, Adapter, Checkpoint, LoadedLM, ModelError, as_bool, parse_kv
+from slmeval.models.base import (ADAPTERS, DTYPES, Adapter, Checkpoint, LoadedLM, ModelError, Recipe, as_bool,
+                                 parse_kv)
 from slmeval.models.hub import resolve_model
 from slmeval.models.identity import behaviour_files, file_hashes, model_sha256
 from slmeval.models.mapping import MAPPING_KEYS, check_specials, resolve_mapping
@@ -83,18 +85,30 @@ def _normalise_args(model: str | Path | None, model_args: dict[str, str] | str |
     return reference, args
 
 
-def load_lm(model: str | Path | None, *, model_args: dict[str, str] | str | None = None, device: str = "cpu",
-            dtype: str = "float32", n_units: int | None = None) -> LoadedLM:
-    """Load a checkpoint (local directory or Hub id) over units. `n_units` = the tokenizer's K, when known:
-    used to infer a convention from special tokens and to check that every unit fits the vocabulary."""
+@dataclass(frozen=True)
+class ModelPlan:
+    """A checkpoint resolved to files and read enough to know its format and its family's recipe — no
+    weights loaded yet (steps 1-2 above, `inspect_model`); `load_lm(plan=...)` continues from it."""
+    reference: str
+    args: dict[str, str]
+    ckpt: Checkpoint
+    adapter: Adapter
+    reason: str
+    recipe: Recipe | None
+    unit_tokenizer: Path | None     # the unit-tokenizer spec saved beside the checkpoint (UNIT_TOKENIZER_FILE)
+
+
+# A unit-tokenizer spec saved in the checkpoint folder (a preset name or a full spec, slmeval/units/spec.py
+# `load_spec_file`); not `tokenizer.json`, which is transformers' text tokenizer (SpiritLM ships one).
+UNIT_TOKENIZER_FILE = "unit_tokenizer.json"
+
+
+def inspect_model(model: str | Path | None, *, model_args: dict[str, str] | str | None = None) -> ModelPlan:
+    """Resolve `--model` (downloading a Hub id once) and read its config: adapter, recipe, saved tokenizer."""
     reference, args = _normalise_args(model, model_args)
-    check_device(device)
     if "max_length" in args and not (str(args["max_length"]).isdigit() and int(args["max_length"]) >= 2):
         raise ModelError(f"--model-args max_length={args['max_length']!r}: expected an integer >= 2 (tokens per "
                          "sequence, start token included)")
-    if dtype not in DTYPES:
-        raise ModelError(f"--dtype {dtype!r}: expected one of {', '.join(DTYPES)}")
-    force = as_bool("force", args.get("force"))
     resolved = resolve_model(reference, args.get("revision"))
     config = read_config(resolved.directory, reference)
     adapter, reason = choose_adapter(config, args.get("adapter"), str(resolved.directory / "config.json"),
@@ -104,6 +118,22 @@ def load_lm(model: str | Path | None, *, model_args: dict[str, str] | str | None
         raise ModelError(f"--model-args: unknown key(s) {sorted(unknown)}; known: "
                          f"{sorted(GENERIC_ARGS | adapter.extra_args)}")
     ckpt = Checkpoint(resolved.directory, config, reference, resolved.hub)
+    saved = resolved.directory / UNIT_TOKENIZER_FILE
+    return ModelPlan(reference, args, ckpt, adapter, reason, adapter.recipe(ckpt), saved if saved.is_file() else None)
+
+
+def load_lm(model: str | Path | None, *, model_args: dict[str, str] | str | None = None, device: str = "cpu",
+            dtype: str = "float32", n_units: int | None = None, plan: ModelPlan | None = None) -> LoadedLM:
+    """Load a checkpoint (local directory or Hub id) over units. `n_units` = the tokenizer's K, when known:
+    used to infer a convention from special tokens and to check that every unit fits the vocabulary.
+    `plan`: the checkpoint as `inspect_model` resolved it (not resolved again)."""
+    check_device(device)
+    if dtype not in DTYPES:
+        raise ModelError(f"--dtype {dtype!r}: expected one of {', '.join(DTYPES)}")
+    plan = plan or inspect_model(model, model_args=model_args)
+    reference, args, ckpt, adapter, reason = plan.reference, plan.args, plan.ckpt, plan.adapter, plan.reason
+    force = as_bool("force", args.get("force"))
+    resolved, config = ckpt, ckpt.config
     weights = adapter.weight_files(ckpt)
     if not weights:
         raise ModelError(f"{resolved.directory}: no weight files found (adapter {adapter.name} expects "

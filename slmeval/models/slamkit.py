@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from slmeval.models.base import ADAPTERS, Adapter, Checkpoint, HFCore, LMCore, ModelError
+from slmeval.models.base import ADAPTERS, Adapter, Checkpoint, HFCore, LMCore, ModelError, Recipe, family_recipe
 from slmeval.models.weights import load_into, read_state_dict
 
 PREFIX = "lm."
@@ -89,3 +89,18 @@ class SlamkitAdapter(Adapter):
                 "pad_id": (specials["pad"], "config.json:base_config.pad_token_id"),
                 "n_units": (ckpt.config["vocab_size"] - offset, f"config.json:vocab_size - {offset}")}
 
+
+    def recipe(self, ckpt: Checkpoint) -> Recipe | None:
+        # slamkit's evaluation (config/eval.yaml) tokenises with config/tokeniser/unit_hubert_25.yaml: mHuBERT
+        # 25 Hz layer 11 + TWIST's k-means 500, the waveform zero-padded by 40 samples at each end
+        # (slamkit/feature_extractor/hubert_feature_extractor.py `extract`), no normalisation.
+        try:
+            n_units = self.mapping_facts(ckpt, None)["n_units"][0]   # config.json only (no network needed)
+        except ModelError:
+            n_units = None       # load_lm reports the config's problem itself
+        return family_recipe("slamkit", "mhubert-25hz-l11-km500", "input_pad=40", n_units, "slamkit", SOURCES)
+
+
+SOURCES = ("slp-rl/slamkit config/eval.yaml (tokeniser: unit_hubert_25), config/tokeniser/unit_hubert_25.yaml + "
+           "feature_extractor/mhubert_25.yaml, slamkit/feature_extractor/hubert_feature_extractor.py (F.pad 40); "
+           "protocol: slamkit/model/unit_lm.py log_likelihood")

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import torch
 
-from slmeval.models.base import ADAPTERS, Adapter, Checkpoint, HFCore, LMCore, ModelError
+from slmeval.models.base import ADAPTERS, Adapter, Checkpoint, HFCore, LMCore, ModelError, Recipe, family_recipe
 from slmeval.models.weights import load_into, read_state_dict
 
 ROPE_THETA = 10000.0          # precompute_freqs_cis default; ModelArgs has no field for it
@@ -109,6 +109,17 @@ class SlmScalingAdapter(Adapter):
         return {"offset": (0, SOURCE), "bos_id": (None, SOURCE + ": no BOS, EOS starts a sequence"),
                 "eos_id": (vocab - 2, SOURCE), "pad_id": (vocab - 1, SOURCE),
                 "n_units": (vocab - 2, "config.json:model_args.vocab_size - 2")}
+
+    def recipe(self, ckpt: Checkpoint) -> Recipe | None:
+        # DATA.md: slprl/mhubert-base-25hz at a pinned commit, layer 11, TWIST's k-means 500 (pinned sha256),
+        # `--no-hubert-normalize`; src/slm_data/backends.py HubertKMeansTokenizer pads nothing.
+        try:
+            n_units = model_args(ckpt)["vocab_size"] - 2
+        except ModelError:
+            n_units = None
+        return family_recipe("slm_scaling", "mhubert-25hz-l11-km500", "", n_units, "cuervo",
+                             "tiagoCuervo/slm_scaling DATA.md, src/slm_data/backends.py (HubertKMeansTokenizer); "
+                             "protocol: src/slm/evaluate.py (_evaluation_pair, summarize)")
 
 
 def to_llama(state: dict[str, torch.Tensor], n_layers: int, n_heads: int, n_kv_heads: int) -> dict[str, torch.Tensor]:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from slmeval.models.base import ADAPTERS, Adapter, Checkpoint, LMCore, ModelError, as_bool
+from slmeval.models.base import ADAPTERS, Adapter, Checkpoint, LMCore, ModelError, Recipe, as_bool
 from slmeval.models.hf import HFAdapter
 
 SPEECH = "[Speech]"
@@ -131,3 +131,13 @@ class SpiritLMAdapter(Adapter):
         if isinstance(pad, int) and 0 <= pad < len(vocab):    # Llama-2 configs may say -1 / null: no pad then
             facts["pad_id"] = (pad, "config.json:pad_token_id")
         return facts
+
+    def recipe(self, ckpt: Checkpoint) -> Recipe | None:
+        # SpiritLM's speech tokenizer (its 25 Hz HuBERT + the layer-11 linear quantizer L11_quantizer_500.pt,
+        # spiritlm/speech_tokenizer/hubert/) ships with the weights, on request under Meta's licence: no
+        # public address to pin.
+        return Recipe("SpiritLM", None, None, "facebookresearch/spiritlm spiritlm/speech_tokenizer/hubert/__init__.py "
+                      "(spiritlm_hubert), README.md (checkpoints on request)",
+                      "SpiritLM's tokenizer files ship with its weights under licence, not publicly: pass --tokenizer "
+                      "hubert:model=<HF conversion of mhubert_base_25hz.pt>,layer=11,"
+                      "quantizer=<spiritlm>/speech_tokenizer/hubert_25hz/L11_quantizer_500.pt (docs/models.md)")

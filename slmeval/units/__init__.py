@@ -6,10 +6,11 @@ from slmeval.units.base import TokenizerError, UnitTokenizer, dedup_units, neare
 from slmeval.units.cache import UnitCache, default_cache_dir, tokenize_sources
 from slmeval.units.centroids import centroids_sha256, convert_kmeans_pickle, load_centroids
 from slmeval.units.logmel import LogMelParams, LogMelTokenizer, fit_logmel_kmeans
-from slmeval.units.spec import TOKENIZERS, TokenizerKind, load_tokenizer
+from slmeval.units.presets import PRESETS, TokenizerPreset
+from slmeval.units.spec import TOKENIZERS, TokenizerKind, load_spec_file, load_tokenizer
 
 __all__ = [
-    "LogMelParams", "LogMelTokenizer", "TOKENIZERS", "TokenizerError", "TokenizerKind", "UnitCache", "UnitTokenizer", "centroids_sha256",
+    "LogMelParams", "LogMelTokenizer", "PRESETS", "TOKENIZERS", "TokenizerPreset", "load_spec_file", "TokenizerError", "TokenizerKind", "UnitCache", "UnitTokenizer", "centroids_sha256",
     "convert_kmeans_pickle", "dedup_units", "default_cache_dir", "fit_logmel_kmeans", "load_centroids",
     "load_tokenizer", "nearest_centroid", "tokenize_sources",
 ]

@@ -62,6 +62,9 @@ class UnitTokenizer:
     dedup: bool
     # Shortest waveform (samples) the encoder can turn into at least one frame.
     min_samples: int = 1
+    # Where it came from (a preset's name and pins, a Hub commit): provenance, not identity — the same
+    # units from a local copy and from the Hub share one cache.
+    source: dict | None = None
 
     def features(self, wav: np.ndarray) -> np.ndarray:
         """(frames, dim) feature matrix for one waveform."""

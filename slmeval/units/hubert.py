@@ -72,8 +72,9 @@ def _min_input_samples(conv_kernel: list[int], conv_stride: list[int]) -> int:
 class HubertTokenizer(UnitTokenizer):
     def __init__(self, model_dir: str | Path, layer: int, centroids: np.ndarray | None, *, dedup: bool = True,
                  device: str = "cpu", centroids_source: str = "<array>", input_pad: int = 0,
-                 quantizer: LinearQuantizer | None = None):
-        """Units = nearest of `centroids` (k-means), or `quantizer` (SpiritLM's linear quantizer)."""
+                 quantizer: LinearQuantizer | None = None, normalize: bool | None = None):
+        """Units = nearest of `centroids` (k-means), or `quantizer` (SpiritLM's linear quantizer).
+        `normalize`: standardise each waveform first; None = as preprocessor_config.json's do_normalize."""
         import torch
         from transformers import HubertModel
 
@@ -106,7 +107,7 @@ class HubertTokenizer(UnitTokenizer):
         self.device = device
         self.layer = layer
         self._torch = torch
-        self.do_normalize = _reads_do_normalize(model_dir)
+        self.do_normalize = _reads_do_normalize(model_dir) if normalize is None else bool(normalize)
         if input_pad < 0:
             raise TokenizerError(f"hubert: input_pad={input_pad}: expected a number of samples ≥ 0")
         self.input_pad = int(input_pad)

@@ -36,9 +36,28 @@ def _build_hubert(values: dict[str, Any], *, allow_pickle: bool, device: str) ->
     else:
         source, quantizer = values["centroids"], None
         centroids = load_centroids(source, allow_pickle=allow_pickle)
-    return HubertTokenizer(values["model"], values["layer"], centroids, dedup=values.get("dedup", True),
-                           device=device, centroids_source=str(source), input_pad=values.get("input_pad", 0),
-                           quantizer=quantizer)
+    model_dir, hub = _model_folder(values["model"])
+    tok = HubertTokenizer(model_dir, values["layer"], centroids, dedup=values.get("dedup", True),
+                          device=device, centroids_source=str(source), input_pad=values.get("input_pad", 0),
+                          quantizer=quantizer, normalize=values.get("normalize"))
+    tok.source = hub
+    return tok
+
+
+def _model_folder(model: str | Path) -> tuple[Path, dict | None]:
+    """A local folder, else a Hub id `org/name[@revision]` (downloaded once, checked: slmeval/hubfiles.py)."""
+    from slmeval.hubfiles import HUB_ID, HubFileError, hub_snapshot
+
+    local = Path(model).expanduser()
+    match = HUB_ID.match(str(model))
+    if local.exists() or not match or str(model).startswith((".", "/", "~")):
+        return local, None
+    try:
+        folder, commit = hub_snapshot(match.group("repo"), match.group("rev"), f"tokenizer model={model}")
+    except HubFileError as err:
+        raise TokenizerError(str(err)) from None
+    return folder, {"model": match.group("repo"), "model_revision": match.group("rev") or "main",
+                    "model_commit": commit}
 
 
 TOKENIZERS.register("logmel", TokenizerKind(
@@ -46,8 +65,10 @@ TOKENIZERS.register("logmel", TokenizerKind(
     description="log-mel frames -> nearest k-means centroid (fit with `slmeval units fit-kmeans`)"),
     origin=__name__)
 TOKENIZERS.register("hubert", TokenizerKind(
-    keys={"model": Path, "layer": int, "centroids": Path, "quantizer": Path, "dedup": bool, "input_pad": int},
+    keys={"model": Path, "layer": int, "centroids": Path, "quantizer": Path, "dedup": bool, "input_pad": int,
+          "normalize": bool},
     required=("model", "layer"), build=_build_hubert,
-    description="a local HF HuBERT folder, layer L -> nearest k-means centroid, or SpiritLM's linear quantizer "
-                "(quantizer=FILE); input_pad=40: slamkit's zero padding"),
+    description="a HF HuBERT (local folder or Hub id org/name@revision), layer L -> nearest k-means centroid, or "
+                "SpiritLM's linear quantizer (quantizer=FILE); input_pad=40: slamkit's zero padding; "
+                "normalize=true|false overrides preprocessor_config.json's do_normalize"),
     origin=__name__)
