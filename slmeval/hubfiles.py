@@ -184,7 +184,11 @@ def _hub_call(call, repo: str, revision: str | None, what: str, repo_type: str =
                else f"the Hub could not be reached ({str(err).splitlines()[0][:160]})")
         raise HubFileError(f"{what}: {repo}{rev} is not in the Hugging Face cache ({hub_cache_dir()}) and {why}. "
                            f"Download it first: `{command}`") from None
-    except OSError as err:   # other HTTP errors, a dropped connection after the retries, a full disk
+    except Exception as err:   # other HTTP errors, a dropped connection after the retries, a full disk
+        # huggingface_hub lets its HTTP client's transport errors (httpx2: not OSErrors) through when its
+        # own retries are spent: they are network failures like the others
+        if not isinstance(err, OSError) and type(err).__module__.split(".")[0] not in ("httpx", "httpx2"):
+            raise
         raise HubFileError(f"{what}: cannot get {repo}{rev} from the Hub ({type(err).__name__}: "
                            f"{str(err).splitlines()[0][:200]}); nothing half-written is used. Run again, or "
                            f"`{command}`") from None
@@ -204,6 +208,9 @@ def hub_snapshot(repo: str, revision: str | None, what: str) -> tuple[Path, str]
 
 
 def _check_snapshot(repo: str, commit: str, folder: Path, what: str) -> None:
+    """Every file of the snapshot hashes to the name of its blob: huggingface_hub names a blob by the ETag the
+    Hub sent (the sha256 of an LFS file, the git blob sha1 of any other), so a blob whose bytes do not match
+    its name was damaged on the way. Files the cached listing names must all be there."""
     from huggingface_hub import get_cached_repo_tree
     from huggingface_hub.errors import CachedRepoTreeNotFoundError
 
@@ -211,22 +218,21 @@ def _check_snapshot(repo: str, commit: str, folder: Path, what: str) -> None:
     if marker.is_file():
         return
     try:
-        listing = get_cached_repo_tree(repo, revision=commit, cache_dir=hub_cache_dir())
+        listed = [entry.path for entry in get_cached_repo_tree(repo, revision=commit, cache_dir=hub_cache_dir())]
     except CachedRepoTreeNotFoundError:
-        return   # a snapshot another tool downloaded without the listing: nothing to check it against
-    bad = []
-    for entry in listing:
-        path = folder / entry.path
-        if not path.is_file():
-            bad.append(f"{entry.path} (missing)")
-            continue
-        if entry.lfs is not None:
-            ok = sha256_file(path) == entry.lfs.sha256
-        else:
+        listed = []   # a snapshot another tool downloaded without the listing: check what is there
+    bad = [f"{p} (missing)" for p in listed if not (folder / p).is_file()]
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        blob = path.resolve().name
+        if len(blob) == 64:
+            ok = sha256_file(path) == blob
+        elif len(blob) == 40:
             data = path.read_bytes()
-            ok = hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest() == entry.blob_id
+            ok = hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest() == blob
+        else:
+            continue    # not a huggingface_hub blob (a hand-made cache): nothing to compare with
         if not ok:
-            bad.append(entry.path)
+            bad.append(path.relative_to(folder).as_posix())
             _evict(path)
     if bad:
         raise HubFileError(f"{what}: {repo}@{commit}: {', '.join(bad)} do not match the Hub's checksums (a "

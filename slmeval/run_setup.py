@@ -156,7 +156,7 @@ def setup_lines(results: dict) -> list[str]:
     if tok:
         src = tok.get("source") or {}
         pins = "".join(f", {k}={v}" for k, v in src.items() if k != "preset")
-        lines.append(f"tokenizer  {tok['spec']}{pins} — from {tok['from']}")
+        lines.append(f"tokenizer  {src.get('preset') or tok['spec']}{pins} — from {tok['from']}")
     mapping = cfg.get("unit_mapping") or {}
     srcs = mapping.get("sources", {})
     rule = (f"token = unit + {mapping['offset']} ({srcs.get('offset', '?')})" if mapping.get("offset") is not None

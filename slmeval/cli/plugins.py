@@ -17,6 +17,7 @@ KINDS: dict[str, tuple[str, str]] = {
     "readers": ("slmeval.data", "READERS"),
     "metrics": ("slmeval.metrics", "METRIC_FAMILIES"),
     "tokenizers": ("slmeval.units.spec", "TOKENIZERS"),
+    "tokenizer-presets": ("slmeval.units.presets", "PRESETS"),
     "exports": ("slmeval.exports", "EXPORTS"),
     "models": ("slmeval.models.base", "ADAPTERS"),
     "protocols": ("slmeval.scoring.protocol", "PROTOCOLS"),
@@ -28,6 +29,8 @@ def _summary(kind: str, entry) -> str:
         p = entry.obj
         return (f"score={p.score}, start={p.start_token}, score_eos={p.score_eos}, tie={p.tie_value}, "
                 f"logprob_dtype={getattr(p, 'logprob_dtype', 'float32')}")
+    if kind == "tokenizer-presets" and entry.error is None:   # data too: what it pins
+        return f"{entry.obj.description} — {entry.obj.pins()}"
     return entry.summary
 
 

@@ -1,0 +1,118 @@
+"""One command from a checkpoint id to comparable numbers: the stand-in Hub serves a slamkit-format
+checkpoint and the tokenizer preset; `slmeval run --model ORG/NAME --tasks TASK` (a local audio task) with no
+tokenizer or protocol flag gives exactly the numbers of the hand-wired command (local folders, the hubert spec with
+slamkit's input_pad=40, the default protocol), and again offline from the cache. The recipe's tokenizer
+loses to a unit_tokenizer.json saved in the checkpoint, and to --tokenizer (with a warning);
+`--protocol recipe` selects the family's protocol; every source is printed under the table."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from typer.testing import CliRunner
+
+from _hub_server import hub  # noqa: F401  (fixture)
+from _data_helpers import make_paired
+from _model_replicas import save_slamkit, squash
+from slmeval.cli import app
+from slmeval.io import read_jsonl
+from test_tokenizer_presets import K, NAME, REPO, assets, preset  # noqa: F401  (fixtures)
+
+SLAM = "slprl/slam_scaled"
+TASK = "hub_audio"
+
+
+@pytest.fixture(scope="module")
+def slam_dir(tmp_path_factory):
+    return save_slamkit(tmp_path_factory.mktemp("slam") / "slam", "qwen2", n_units=K, seed=5)
+
+
+@pytest.fixture(scope="module")
+def task_dir(tmp_path_factory):
+    """A local audio task: six espeak-ng pairs in the paired-folder layout."""
+    folder = tmp_path_factory.mktemp("task")
+    make_paired(folder / "paired", sep="_", n_pairs=6)
+    (folder / "hub_audio.yaml").write_text(
+        f'- {{name: {TASK}, family: pairs, source: paired_folder, path: ./paired, options: {{sep: "_"}}}}\n')
+    return folder
+
+
+def run(task_dir, *args: str):
+    return CliRunner().invoke(app, ["run", *args, "--include-path", str(task_dir), "--no-progress"])
+
+
+def scores(out) -> list[tuple[float, float]]:
+    return [(r["positive_score"], r["negative_score"]) for r in read_jsonl(out / f"samples_{TASK}.jsonl")]
+
+
+def test_hub_id_alone_equals_the_hand_wired_command_and_runs_offline(hub, preset, assets, slam_dir, task_dir, tmp_path,
+                                                                      monkeypatch):
+    commit = hub.add(SLAM, slam_dir)
+    out = tmp_path / "hub"
+    result = run(task_dir, "--model", SLAM, "--tasks", TASK, "--output", str(out))
+    assert result.exit_code == 0, result.output
+    hand = tmp_path / "hand"
+    wired = run(task_dir, "--model", str(slam_dir), "--tokenizer", assets["hand"] + ",input_pad=40", "--tasks", TASK,
+                "--output", str(hand), "--no-cache")
+    assert wired.exit_code == 0, wired.output
+    got, ref = json.loads((out / "results.json").read_text()), json.loads((hand / "results.json").read_text())
+    assert got["results"] == ref["results"] and scores(out) == scores(hand)
+    assert got["config"]["tokenizer"] == ref["config"]["tokenizer"]       # the same tokenizer identity
+    assert got["config"]["protocol"]["name"] == "slmeval"                 # the default protocol, not the family's
+    # what was used, and where each came from, under the table
+    text = squash(result.output)
+    assert squash(f"model {SLAM}@main (commit {commit}); format slamkit") in text
+    assert squash(f"tokenizer {NAME}:input_pad=40, model={REPO}") in text
+    assert squash("from recipe: slamkit (slp-rl/slamkit config/eval.yaml") in text
+    assert squash("unit→token token = unit + 2 (adapter:slamkit") in text
+    assert squash("protocol slmeval — from --protocol (the default: one protocol for every model") in text
+    assert squash("recommended: this is a slamkit checkpoint: `--protocol recipe`") in text
+    setup = got["provenance"]["setup"]
+    assert setup["tokenizer"]["from"].startswith("recipe: slamkit") and setup["warnings"] == []
+    # offline, warm cache: the same numbers, and not one request to the Hub
+    hub.offline(monkeypatch)
+    served = len(hub.log)
+    offline = tmp_path / "offline"
+    result = run(task_dir, "--model", SLAM, "--tasks", TASK, "--output", str(offline))
+    assert result.exit_code == 0, result.output
+    assert scores(offline) == scores(hand) and len(hub.log) == served
+
+
+def test_protocol_recipe_and_saved_tokenizer_and_contradiction(hub, preset, assets, slam_dir, task_dir, tmp_path):
+    hub.add(SLAM, slam_dir)
+    out = tmp_path / "recipe"
+    result = run(task_dir, "--model", SLAM, "--tasks", TASK, "--protocol", "recipe", "--output", str(out), "--limit", "2")
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "results.json").read_text())["config"]["protocol"]["name"] == "slamkit"
+    assert squash("protocol slamkit — from --protocol recipe: slamkit") in squash(result.output)
+    # --tokenizer contradicting the recipe: used as asked, with a warning naming the difference
+    warned = run(task_dir, "--model", SLAM, "--tasks", TASK, "--tokenizer", NAME, "--output", str(tmp_path / "w"), "--limit", "2")
+    assert warned.exit_code == 0, warned.output
+    assert squash(f"contradicts the slamkit recipe ({NAME}:input_pad=40") in squash(warned.output)
+    assert squash("input_pad 0 (recipe: 40)") in squash(warned.output)
+    # a unit tokenizer saved with the checkpoint wins over the family default (and is checked against it too)
+    saved = tmp_path / "slam_saved"
+    shutil.copytree(slam_dir, saved)
+    (saved / "unit_tokenizer.json").write_text(json.dumps({"preset": NAME, "input_pad": 40}))
+    hub.add(SLAM, saved)
+    own = run(task_dir, "--model", SLAM, "--tasks", TASK, "--output", str(tmp_path / "own"), "--limit", "2")
+    assert own.exit_code == 0, own.output
+    assert squash(f"tokenizer {NAME}:input_pad=40, model=") in squash(own.output)
+    assert squash("unit_tokenizer.json (saved with the checkpoint)") in squash(own.output)
+    assert "contradicts" not in own.output
+
+
+def test_failures_come_before_any_data_or_audio(hub, preset, slam_dir, task_dir, tmp_path):
+    """A tokenizer that cannot be had stops the run before the data is looked for (here it does not even
+    exist) and before anything is written."""
+    hub.add(SLAM, slam_dir)
+    hub.gate(REPO)
+    out = tmp_path / "out"
+    result = run(task_dir, "--model", SLAM, "--tasks", "sblimp", "--data-root", str(tmp_path / "nothing"), "--output", str(out))
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert squash(f"the Hub repository {REPO} is gated") in squash(result.output)
+    assert not out.exists()
+    # --protocol recipe for a family without one: one error naming the choices
+    twistless = run(task_dir, "--model", str(tmp_path / "missing"), "--tasks", TASK, "--protocol", "recipe")
+    assert twistless.exit_code == 2 and "no such directory" in twistless.output
