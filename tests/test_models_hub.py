@@ -193,8 +193,8 @@ def _readme_commands() -> dict[str, list[str]]:
 
 
 def test_readme_checkpoint_examples_run_on_replicas(offline_hub, models, task, tmp_path):
-    """Each README command runs as written — model id, protocol, model args — with only the data swapped
-    for a pre-tokenised task (the tokenizer is what another test covers)."""
+    """Each README command runs as written — model id, protocol (`recipe` = the family's), model args — with
+    only the data swapped for a pre-tokenised task (so no tokenizer is needed)."""
     commands = _readme_commands()
     assert set(commands) == {SLAM, SLM, "~/ckpt/TWIST-350M"}
     replace = {"--tasks": "hub_units", "--data-root": str(tmp_path)}
@@ -207,8 +207,7 @@ def test_readme_checkpoint_examples_run_on_replicas(offline_hub, models, task, t
                 args[i + 1] = str(tmp_path / Path(args[i + 1]).name)
             elif arg == "--model" and model.startswith("~"):
                 args[i + 1] = str(models["twist"])
-        drop = args.index("--tokenizer")
-        del args[drop:drop + 2]
+        assert "--tokenizer" not in args    # the family recipe names it (tests/test_recipes.py runs one)
         result = run(*args, "--include-path", str(task))
         assert result.exit_code == 0, (model, result.output)
         out = Path(args[args.index("--output") + 1])
