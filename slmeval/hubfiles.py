@@ -203,18 +203,19 @@ def hub_snapshot(repo: str, revision: str | None, what: str) -> tuple[Path, str]
     commit = folder.name
     if not COMMIT.match(commit) or (revision and COMMIT.match(revision) and revision != commit):
         raise HubFileError(f"{what}: huggingface_hub returned {folder}, not the snapshot of {revision}")
-    _check_snapshot(repo, commit, folder, what)
+    check_snapshot(repo, commit, folder, what)
     return folder, commit
 
 
-def _check_snapshot(repo: str, commit: str, folder: Path, what: str) -> None:
+def check_snapshot(repo: str, commit: str, folder: Path, what: str) -> None:
     """Every file of the snapshot hashes to the name of its blob: huggingface_hub names a blob by the ETag the
     Hub sent (the sha256 of an LFS file, the git blob sha1 of any other), so a blob whose bytes do not match
     its name was damaged on the way. Files the cached listing names must all be there."""
     from huggingface_hub import get_cached_repo_tree
     from huggingface_hub.errors import CachedRepoTreeNotFoundError
 
-    marker = downloads_dir() / "verified" / f"{repo.replace('/', '--')}--{commit}"
+    # checked once per snapshot: the mark lives in that very cache (models--org--name/.slmeval-verified/)
+    marker = folder.parent.parent / ".slmeval-verified" / commit
     if marker.is_file():
         return
     try:

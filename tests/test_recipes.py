@@ -116,3 +116,29 @@ def test_failures_come_before_any_data_or_audio(hub, preset, slam_dir, task_dir,
     # --protocol recipe for a family without one: one error naming the choices
     twistless = run(task_dir, "--model", str(tmp_path / "missing"), "--tasks", TASK, "--protocol", "recipe")
     assert twistless.exit_code == 2 and "no such directory" in twistless.output
+
+
+def test_model_download_damaged_then_retry_and_a_moved_branch(hub, preset, slam_dir, task_dir, tmp_path):
+    first = hub.add(SLAM, slam_dir)
+    hub.fault(SLAM, "model.safetensors", "corrupt", times=1)    # huggingface_hub cannot tell; slmeval can
+    out = tmp_path / "bad"
+    bad = run(task_dir, "--model", SLAM, "--tasks", TASK, "--output", str(out), "--limit", "2")
+    assert bad.exit_code == 2 and "Traceback" not in bad.output and not out.exists()
+    assert squash("model.safetensors do not match the Hub's checksums") in squash(bad.output)
+    good = tmp_path / "good"
+    assert run(task_dir, "--model", SLAM, "--tasks", TASK, "--output", str(good), "--limit", "2").exit_code == 0
+    # main moves to other weights: the plain id follows it, @<first commit> still gives the first numbers
+    second = hub.add(SLAM, save_slamkit(tmp_path / "other", "qwen2", n_units=K, seed=8))
+    for model, commit, out in ((SLAM, second, tmp_path / "moved"), (f"{SLAM}@{first}", first, tmp_path / "pinned")):
+        result = run(task_dir, "--model", model, "--tasks", TASK, "--output", str(out), "--limit", "2")
+        assert result.exit_code == 0, result.output
+        assert json.loads((out / "results.json").read_text())["provenance"]["model_hub"]["commit_sha"] == commit
+    assert scores(tmp_path / "pinned") == scores(good) != scores(tmp_path / "moved")
+
+
+def test_readme_first_example_is_the_whole_command():
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = text.split("## Evaluate a checkpoint: `slmeval run`", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    assert block.strip() == "slmeval run --model slprl/slam_scaled --tasks sblimp,sstorycloze,tstorycloze"

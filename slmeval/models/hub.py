@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from slmeval.hubfiles import HubFileError, check_snapshot, hub_cache_dir, hub_offline  # noqa: F401 (re-exported)
 from slmeval.models.base import ModelError
 
 _HUB_ID = re.compile(r"^(?P<repo>[A-Za-z0-9][\w.-]*/[\w.-]+)(?:@(?P<rev>[\w./-]+))?$")
@@ -27,27 +28,6 @@ class ResolvedModel:
     directory: Path
     reference: str            # what the user passed, as given
     hub: dict | None          # {"repo_id", "revision", "commit_sha"} for Hub ids / cache snapshots
-
-
-def _env_true(name: str) -> bool:
-    return os.environ.get(name, "").strip().upper() in ("1", "ON", "YES", "TRUE")
-
-
-def hub_offline() -> bool:
-    from huggingface_hub import constants
-
-    return _env_true("HF_HUB_OFFLINE") or _env_true("TRANSFORMERS_OFFLINE") or bool(constants.HF_HUB_OFFLINE)
-
-
-def hub_cache_dir() -> Path:
-    """HF_HUB_CACHE, else HF_HOME/hub, else huggingface_hub's default — as huggingface_hub's constants do."""
-    from huggingface_hub import constants
-
-    if os.environ.get("HF_HUB_CACHE"):
-        return Path(os.path.expanduser(os.environ["HF_HUB_CACHE"]))
-    if os.environ.get("HF_HOME"):
-        return Path(os.path.expanduser(os.environ["HF_HOME"])) / "hub"
-    return Path(constants.HF_HUB_CACHE)
 
 
 def download_command(repo_id: str, revision: str | None) -> str:
@@ -118,7 +98,10 @@ def _from_hub(text: str, repo_id: str, revision: str | None) -> ResolvedModel:
                          + (f" (with HF_HUB_CACHE={cache})" if os.environ.get("HF_HUB_CACHE") else "")) from None
     except ValueError as err:   # huggingface_hub's id validation (HFValidationError)
         raise ModelError(f"--model {text}: not a valid Hub id ({err})") from None
-    except OSError as err:      # other HTTP / disk errors from huggingface_hub: still one message
+    except Exception as err:    # other HTTP / disk errors from huggingface_hub: still one message
+        # (its HTTP client's transport errors, httpx2, are not OSErrors once its own retries are spent)
+        if not isinstance(err, OSError) and type(err).__module__.split(".")[0] not in ("httpx", "httpx2"):
+            raise
         raise ModelError(f"--model {text}: cannot get {repo_id} from the Hub ({type(err).__name__}: "
                          f"{str(err).splitlines()[0][:200]}). Download it with `{command}`") from None
     directory = Path(folder)
@@ -128,4 +111,8 @@ def _from_hub(text: str, repo_id: str, revision: str | None) -> ResolvedModel:
                          "its commit sha; the revision cannot be verified")
     if revision and _COMMIT.match(revision) and revision != commit:
         raise ModelError(f"--model {text}: asked for commit {revision} but the cache holds {commit}")
+    try:   # huggingface_hub does not hash what it downloads: a damaged file is found here, and deleted
+        check_snapshot(repo_id, commit, directory, f"--model {text}")
+    except HubFileError as err:
+        raise ModelError(str(err)) from None
     return ResolvedModel(directory, text, {"repo_id": repo_id, "revision": revision or "main", "commit_sha": commit})

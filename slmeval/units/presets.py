@@ -21,7 +21,7 @@ from slmeval.hubfiles import FileSource, HubFileError, fetch_file, hub_snapshot
 from slmeval.io import sha256_file
 from slmeval.plugins import PluginError, Registry
 from slmeval.units.base import TokenizerError, UnitTokenizer
-from slmeval.units.centroids import load_centroids, save_npy_atomic
+from slmeval.units.centroids import convert_kmeans_pickle, load_centroids
 
 OVERRIDES = {"input_pad": int, "dedup": bool, "normalize": bool}
 
@@ -105,7 +105,7 @@ def preset_centroids(name: str, preset: TokenizerPreset, *, allow_pickle: bool) 
         raise TokenizerError(str(err)) from None
     npy = raw.with_name(raw.name + ".npy")
     if not npy.is_file():   # the checksum matched (or trust was given): unpickle once, keep only numbers
-        save_npy_atomic(npy, load_centroids(raw, allow_pickle=True))
+        convert_kmeans_pickle(raw, npy)     # what `slmeval units convert-kmeans --allow-pickle` does
     return npy
 
 
