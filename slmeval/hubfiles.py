@@ -78,13 +78,17 @@ class FileSource:
         return self.url or f"{self.repo}@{self.revision}:{self.path}"
 
 
-def cached_file(source: FileSource) -> Path | None:
-    """The verified copy, if one is cached (a pinned file's folder is named by its checksum)."""
+def _folder(source: FileSource) -> Path:
+    """A pinned file's folder is named by its checksum (so a file found there was verified); an unpinned
+    one's by a hash of its address."""
     if source.sha256 is None:
-        folder = downloads_dir() / "unpinned" / hashlib.sha256(source.where().encode()).hexdigest()[:16]
-    else:
-        folder = downloads_dir() / source.sha256
-    path = folder / source.name
+        return downloads_dir() / "unpinned" / hashlib.sha256(source.where().encode()).hexdigest()[:16]
+    return downloads_dir() / source.sha256
+
+
+def cached_file(source: FileSource) -> Path | None:
+    """The verified copy, if one is cached."""
+    path = _folder(source) / source.name
     return path if path.is_file() else None
 
 
@@ -97,7 +101,7 @@ def fetch_file(source: FileSource, what: str) -> Path:
         raise HubFileError(f"{what}: {source.name} is not in the download cache ({downloads_dir()}) and "
                            "HF_HUB_OFFLINE=1 forbids downloading it. Run the same command once with network access "
                            f"(it downloads {source.where()})")
-    folder = downloads_dir() / (source.sha256 or "unpinned/" + hashlib.sha256(source.where().encode()).hexdigest()[:16])
+    folder = _folder(source)
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / f".{source.name}.{os.getpid()}.partial"
     try:

@@ -186,3 +186,20 @@ def test_unpinned_preset_needs_allow_pickle(hub, preset, assets, monkeypatch):
         load_tokenizer(NAME)
     tok = load_tokenizer(NAME, allow_pickle=True)
     assert tok.source["kmeans_sha256"] == hashlib.sha256(assets["km"]).hexdigest() and not tok.source["pinned"]
+
+
+def test_a_pinned_hub_file_is_checked_and_a_bad_copy_evicted(hub, preset, assets):
+    """A pinned file may live in a Hub repo (a dataset's archive, say): fetched with hf_hub_download, checked,
+    and on a mismatch removed from huggingface_hub's cache too, so the retry downloads it again."""
+    from slmeval.hubfiles import HubFileError, fetch_file, hub_cache_dir
+
+    commit = hub.add("org/km", {"km/L11_km16.bin": assets["km"]}, repo_type="dataset")
+    source = FileSource("L11_km16.bin", hashlib.sha256(assets["km"]).hexdigest(), repo="org/km", revision=commit,
+                        path="km/L11_km16.bin", repo_type="dataset")
+    hub.fault("org/km", "km/L11_km16.bin", "corrupt", times=1, repo_type="dataset")
+    with pytest.raises(HubFileError, match="has sha256 .* is pinned"):
+        fetch_file(source, "test")
+    assert not [p for p in hub_cache_dir().rglob("*") if p.is_file() and p.name == hashlib.sha256(
+        assets["km"]).hexdigest()] and no_partial_files()
+    assert fetch_file(source, "test").read_bytes() == assets["km"]
+    assert hub.downloads("org/km", "dataset") == ["km/L11_km16.bin"]    # the corrupted serve is not counted

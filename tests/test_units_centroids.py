@@ -82,8 +82,11 @@ def test_spec_errors_are_clear(tmp_path):
         load_tokenizer(f"logmel:centroids={tmp_path / 'c.npy'},dedup=maybe")
     with pytest.raises(TokenizerError, match="n_mels='forty' is not a valid int"):
         load_tokenizer(f"logmel:centroids={tmp_path / 'c.npy'},n_mels=forty")
-    with pytest.raises(TokenizerError, match="neither a directory holding tokenizer.json nor 'kind:key=value"):
+    with pytest.raises(TokenizerError, match=r"neither a preset \(.*mhubert-25hz-l11-km500\), a directory holding "
+                                             "tokenizer.json, nor 'kind:key=value"):
         load_tokenizer("wav2vec:model=x")
+    with pytest.raises(TokenizerError, match=r"unknown keys \['layer'\]; a preset takes input_pad, dedup, normalize"):
+        load_tokenizer("mhubert-25hz-l11-km500:layer=9")     # refused before anything is downloaded
     with pytest.raises(TokenizerError, match="no tokenizer.json"):
         load_tokenizer(str(tmp_path))
     with pytest.raises(TokenizerError, match="not a valid JSON|not valid JSON"):
