@@ -57,6 +57,11 @@ def hub_cache_dir() -> Path:
     return Path(constants.HF_HUB_CACHE)
 
 
+def _endpoint() -> str | None:
+    """HF_ENDPOINT as it is now (huggingface_hub reads it once, at import)."""
+    return os.environ.get("HF_ENDPOINT") or None
+
+
 def downloads_dir() -> Path:
     """$SLMEVAL_CACHE/downloads, else ~/.cache/slmeval/downloads (beside the unit cache)."""
     env = os.environ.get("SLMEVAL_CACHE")
@@ -142,7 +147,8 @@ def _download(source: FileSource, tmp: Path, what: str) -> str:
     from huggingface_hub import hf_hub_download
 
     got = Path(_hub_call(lambda: hf_hub_download(source.repo, source.path, revision=source.revision,
-                                                 repo_type=source.repo_type, cache_dir=hub_cache_dir()),
+                                                 repo_type=source.repo_type, cache_dir=hub_cache_dir(),
+                                                 endpoint=_endpoint()),
                          source.repo, source.revision, what, source.repo_type))
     digest = sha256_file(got)
     if source.sha256 is not None and digest != source.sha256:
@@ -203,7 +209,8 @@ def hub_snapshot(repo: str, revision: str | None, what: str) -> tuple[Path, str]
     from huggingface_hub import snapshot_download
 
     folder = Path(_hub_call(lambda: snapshot_download(repo, revision=revision, cache_dir=hub_cache_dir(),
-                                                      local_files_only=hub_offline()), repo, revision, what))
+                                                      local_files_only=hub_offline(), endpoint=_endpoint()),
+                            repo, revision, what))
     commit = folder.name
     if not COMMIT.match(commit) or (revision and COMMIT.match(revision) and revision != commit):
         raise HubFileError(f"{what}: huggingface_hub returned {folder}, not the snapshot of {revision}")

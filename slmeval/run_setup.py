@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from slmeval.data import READERS
-from slmeval.plugins import PluginError
 from slmeval.models import LoadedLM, ModelError, ModelPlan, inspect_model
+from slmeval.plugins import PluginError
 from slmeval.registry import TaskConfig
 from slmeval.units import PRESETS, TokenizerError, load_spec_file, load_tokenizer
 
