@@ -32,7 +32,7 @@ RECIPE = "recipe"
 
 @dataclass
 class RunSetup:
-    plan: ModelPlan | None                # None: the caller passed a loaded model
+    plan: ModelPlan | None                # None: the caller passed a loaded model (or a transformers object)
     tokenizer: Any                        # a UnitTokenizer, or None (pre-tokenised tasks only)
     protocol: str                         # the protocol name to build
     sources: dict = field(default_factory=dict)      # what / where from, for results.json and the console
@@ -60,7 +60,10 @@ def audio_tasks(configs: list[TaskConfig]) -> tuple[list[str], list[str]]:
 
 def resolve_setup(model, *, model_args, tokenizer, protocol: str, configs: list[TaskConfig], allow_pickle: bool,
                   device: str) -> RunSetup:
-    plan = None if isinstance(model, LoadedLM) else inspect_model(model, model_args=model_args)
+    from slmeval.models.instance import is_model_object
+
+    held = isinstance(model, LoadedLM) or is_model_object(model)     # loaded already: no folder, no recipe
+    plan = None if held else inspect_model(model, model_args=model_args)
     recipe = plan.recipe if plan is not None else None
     setup = RunSetup(plan, None, protocol)
     certain, maybe = audio_tasks(configs)

@@ -79,7 +79,9 @@ def test_convention_twist_without_offset_says_what_is_missing(tmp_path, tiny_lla
     cfg = json.loads((model / "config.json").read_text())
     del cfg["offset"]
     (model / "config.json").write_text(json.dumps(cfg))
-    result = _run(["run", "--model", str(model), "--tasks", "mini_sblimp", "--model-args", "convention=twist"])
+    # (a tokenizer is given: with none, the audio task's missing tokenizer is the error, before the model loads)
+    result = _run(["run", "--model", str(model), "--tasks", "mini_sblimp", "--model-args", "convention=twist",
+                   "--tokenizer", str(ROOT / "audio_assets" / "demo_tokenizer")])
     assert result.exit_code == 2
     message = " ".join(result.output.split())
     assert "convention=twist reads the unit offset from config.json's `offset` key" in message

@@ -78,8 +78,14 @@ def test_real_preset_carries_the_published_pins():
         (REPO, "a319086e1d343190047d02b7f81133fb310c1b90", 11, 500, False, 0)
     assert p.kmeans.sha256 == "03cc04a9c24fec4285e73e709c485756d8f116aa8e724eac555de6a7cf8d28ad"
     assert p.kmeans.url == "https://dl.fbaipublicfiles.com/textless_nlp/twist/speech_tokenizer/" + KM and p.pinned
-    # GSLM's files are public but no checksum is published: unpinned, so they need --allow-pickle
-    assert not PRESETS.get("hubert-base-l6-km100").pinned
+    # GSLM's k-means files: textlesslib's checkpoint manager publishes their sha256 (transcribed); no peer pins
+    # a commit of the HF HuBERT conversion, so those presets are not fully pinned
+    gslm = PRESETS.get("hubert-base-l6-km100")
+    assert (gslm.model, gslm.layer, gslm.kmeans.url, gslm.kmeans.sha256) == (
+        "facebook/hubert-base-ls960", 6, "https://dl.fbaipublicfiles.com/textless_nlp/gslm/hubert/km100/km.bin",
+        "f14a3104615485381fc489701d6761c9abbdbb0d43607cf55518a1e2891023fe") and not gslm.pinned
+    assert PRESETS.get("hubert-base-l9-km500").kmeans.sha256 == \
+        "4450dcbc90aa7d0553306a4b0fafef35c9b3c840468f02969273dfbb9db89a23"
 
 
 def test_first_fetch_then_warm_offline_equals_hand_wired(hub, preset, assets, monkeypatch):

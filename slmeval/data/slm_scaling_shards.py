@@ -255,3 +255,6 @@ def read_slm_scaling_shard(path: Path, verify_checksums: bool = True) -> list[Pa
                           negative=Utterance(key=packed.ids[n], units=tuple(packed.units[n])), meta=meta))
     pairs.sort(key=lambda q: natural_key(q.id))
     return pairs
+
+
+read_slm_scaling_shard.yields_units = True   # pre-tokenised: a run needs no tokenizer for it (slmeval/run_setup.py)

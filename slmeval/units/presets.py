@@ -8,8 +8,9 @@ their sources.
 
 Files are fetched once and checked (slmeval/hubfiles.py); a pinned sklearn pickle is converted to a plain
 `.npy` once its checksum matches (the pin is the trust: no --allow-pickle needed), and only the `.npy` is
-read afterwards. A preset whose k-means file has no published checksum (`sha256=None`) is trusted on first
-use only with --allow-pickle, and its sha256 is recorded. Other packages add presets through the
+read afterwards. A preset whose k-means file had no published checksum (`sha256=None`; none of the built-in
+ones) would be trusted on first use only with --allow-pickle, its sha256 recorded. A preset without a
+pinned HuBERT commit (`revision=None`: the GSLM ones) reads the repo's main and records the commit. Other packages add presets through the
 `slmeval.tokenizer_presets` entry-point group (an entry point names a `TokenizerPreset`).
 """
 from __future__ import annotations
@@ -62,23 +63,34 @@ PRESETS.register("mhubert-25hz-l11-km500", TokenizerPreset(
     description="TWIST's 25 Hz multilingual HuBERT, layer 11, k-means 500 (TWIST, Slam, slm_scaling)",
     sources=("tiagoCuervo/slm_scaling DATA.md: model revision, k-means address and sha256, no waveform normalisation",
              "slp-rl/slamkit config/tokeniser/feature_extractor/mhubert_25.yaml: model, k-means address, layer 11",
-             "facebookresearch/textlesslib textless/checkpoint_manager/__init__.py: mhubert-base-25hz-kmeans-500")),
+             "facebookresearch/textlesslib textless/checkpoint_manager/__init__.py: mhubert-base-25hz-kmeans-500, "
+             "the same sha256")),
     origin=__name__)
-# GSLM (Lakhotia et al. 2021): HuBERT-base LS960, layer 6, k-means 50/100/200 (textlesslib's checkpoint
-# manager); HuBERT's own layer-9 k-means 500 (fairseq examples/hubert; slamkit's default tokeniser). No
-# checksum is published for these files and the HF conversion's commit is not pinned by any peer.
-for _k in (50, 100, 200):
+# GSLM (Lakhotia et al. 2021): HuBERT-base LS960, layer 6, k-means 50/100/200/500; HuBERT's own layer-9
+# k-means 500 (fairseq examples/hubert; slamkit's default tokeniser). textlesslib's checkpoint manager
+# gives each file's address and sha256 and its DENSE_MODELS the layers; it reads fairseq's
+# hubert_base_ls960.pt, slmeval the HF conversion facebook/hubert-base-ls960, whose commit no peer pins
+# (the commit used is recorded).
+_TEXTLESS = "facebookresearch/textlesslib textless/checkpoint_manager/__init__.py"
+_GSLM_SHA = {50: "d01a7d5bc2c54b7b5f25f321ba525b4d230b06e3927f90bad0394198bc89f494",
+             100: "f14a3104615485381fc489701d6761c9abbdbb0d43607cf55518a1e2891023fe",
+             200: "b3c46c9cdd1707ad852dd53c359aa73942e79d53c432a9a8a419ed046408024b",
+             500: "411c8668e1314751404f58636f935fc73540a6793890435da4a8ffadf157398e"}
+for _k, _sha in _GSLM_SHA.items():
     PRESETS.register(f"hubert-base-l6-km{_k}", TokenizerPreset(
         model="facebook/hubert-base-ls960", revision=None, layer=6,
-        kmeans=FileSource(f"gslm_hubert_km{_k}.bin", None, url=f"{_FB}/textless_nlp/gslm/hubert/km{_k}/km.bin"),
-        n_units=_k, description=f"GSLM's HuBERT-base LS960, layer 6, k-means {_k} (unpinned: no published checksum)",
-        sources=("facebookresearch/textlesslib textless/checkpoint_manager/__init__.py: "
-                 f"hubert-base-ls960-kmeans-{_k} address",)), origin=__name__)
+        kmeans=FileSource(f"hubert_base_ls960_km{_k}.bin", _sha, url=f"{_FB}/textless_nlp/gslm/hubert/km{_k}/km.bin"),
+        n_units=_k, description=f"GSLM's HuBERT-base LS960, layer 6, k-means {_k}",
+        sources=(f"{_TEXTLESS}: hubert-base-ls960-kmeans-{_k} address and sha256",
+                 "facebookresearch/textlesslib textless/__init__.py DENSE_MODELS: hubert-base-ls960 layer 6")),
+        origin=__name__)
 PRESETS.register("hubert-base-l9-km500", TokenizerPreset(
     model="facebook/hubert-base-ls960", revision=None, layer=9,
-    kmeans=FileSource("hubert_base_ls960_L9_km500.bin", None, url=f"{_FB}/hubert/hubert_base_ls960_L9_km500.bin"),
-    n_units=500, description="HuBERT-base LS960, layer 9, k-means 500 (unpinned: no published checksum)",
-    sources=("slp-rl/slamkit config/tokeniser/feature_extractor/hubert_base_l9.yaml: model, k-means address, layer 9",)),
+    kmeans=FileSource("hubert_base_ls960_L9_km500.bin", "4450dcbc90aa7d0553306a4b0fafef35c9b3c840468f02969273dfbb9db89a23",
+                      url=f"{_FB}/hubert/hubert_base_ls960_L9_km500.bin"),
+    n_units=500, description="HuBERT-base LS960, layer 9, k-means 500 (slamkit's default tokeniser)",
+    sources=(f"{_TEXTLESS}: hubert-base-ls960-layer-9-kmeans-500 address and sha256",
+             "slp-rl/slamkit config/tokeniser/feature_extractor/hubert_base_l9.yaml: model, address, layer 9")),
     origin=__name__)
 
 
