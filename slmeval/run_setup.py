@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from slmeval.data import READERS
+from slmeval.distributed import check_device
 from slmeval.models import LoadedLM, ModelError, ModelPlan, inspect_model
 from slmeval.plugins import PluginError
 from slmeval.registry import TaskConfig
@@ -62,6 +63,7 @@ def resolve_setup(model, *, model_args, tokenizer, protocol: str, configs: list[
                   device: str) -> RunSetup:
     from slmeval.models.instance import is_model_object
 
+    check_device(device)              # a bad --device is known before anything is downloaded
     held = isinstance(model, LoadedLM) or is_model_object(model)     # loaded already: no folder, no recipe
     plan = None if held else inspect_model(model, model_args=model_args)
     recipe = plan.recipe if plan is not None else None
