@@ -105,11 +105,11 @@ def read_task(cfg: TaskConfig, data_root, located: TaskData | None = None) -> li
     pairs = read_pairs(located.source, located.path, **located.options)
     if not pairs:
         raise TaskError(f"task {cfg.name!r}: the reader found no pairs")
-    _check_grouping(cfg, pairs)
+    _check_grouping(cfg, pairs, located.source)
     return pairs
 
 
-def _check_grouping(cfg: TaskConfig, pairs: list[Pair]) -> None:
+def _check_grouping(cfg: TaskConfig, pairs: list[Pair], reader: str) -> None:
     """Before any audio work: the columns the task file groups by are columns its reader produces (a typo
     in `grouping: {voice: ...}` would otherwise drop the per-voice numbers without a word)."""
     g = cfg.grouping
@@ -117,7 +117,7 @@ def _check_grouping(cfg: TaskConfig, pairs: list[Pair]) -> None:
     missing = [c for c in (*([g.voice] if g.voice else []), *g.item, *g.breakdown) if c not in produced]
     if missing:
         raise TaskError(f"task {cfg.name!r} ({cfg.origin}): grouping names column(s) {', '.join(missing)} that "
-                        f"reader {cfg.source!r} does not produce; its columns: {', '.join(sorted(produced)) or 'none'}")
+                        f"reader {reader!r} does not produce; its columns: {', '.join(sorted(produced)) or 'none'}")
 
 
 def _identical_sides(pairs: list[Pair], hashes: list[str]) -> list[str]:

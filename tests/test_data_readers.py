@@ -147,6 +147,17 @@ def test_hf_parquet_file_and_folder(tmp_path, producer):
     assert_speech(got[1].negative.audio, "she saw himself", VOICES[1])
 
 
+def test_hf_pairs_fill_gives_missing_columns_and_keeps_present_ones(tmp_path):
+    """The built-in StoryCloze pins fill `speaker: null` (what the local single-speaker reader gives): a copy
+    without the column gets it on every pair; a column the copy has is never overwritten."""
+    make_hf_parquet(tmp_path / "d.parquet", producer="pyarrow")
+    got = read_pairs("hf_pairs", tmp_path / "d.parquet", fill={"speaker": None, "n_words": -1})
+    assert [p.meta["speaker"] for p in got] == [None] * len(got)
+    assert got[0].meta["n_words"] == 3
+    with pytest.raises(DataLayoutError, match="fill must be a mapping"):
+        read_pairs("hf_pairs", tmp_path / "d.parquet", fill="speaker")
+
+
 @pytest.mark.parametrize("producer", PRODUCERS)
 def test_hf_save_to_disk_shards_and_row_ids(tmp_path, producer):
     _needs(producer)
@@ -205,7 +216,7 @@ def test_dispatch_table_names_and_options():
                                     "salmon_parquet", "zerospeech_sblimp_webdataset", "zerospeech_lexical_webdataset",
                                     "webdataset_pairs"}
     assert reader_options("paired_folder") == ["sep"]
-    assert reader_options("hf_pairs") == ["positive", "negative", "id_column", "split"]
+    assert reader_options("hf_pairs") == ["positive", "negative", "id_column", "split", "fill"]
     assert reader_options("slm_scaling_shard") == ["verify_checksums"]
 
 

@@ -163,10 +163,10 @@ def test_the_literal_command_on_a_builtin_task_served_by_the_hub(hub, preset, as
 
     local = tmp_path / "local"
     story = make_storycloze(local / "sStoryCloze")
-    # with the columns the task's grouping reads (`speaker`; the local reader's meta), as hf_pairs passes extra
-    # columns through as meta — which columns the real Hub copy has is the data side's concern (docs/data.md)
+    # with the story column (the local reader's meta, passed through as meta by hf_pairs); no speaker column:
+    # the task's pin fills it as the local single-speaker reader does (speaker: null)
     table_ = pq.read_table(io.BytesIO(pairs_to_parquet(story)))
-    for column in ("story", "speaker"):
+    for column in ("story",):
         table_ = table_.append_column(column, pa.array([p.meta[column] for p in story], type=pa.string()))
     buf = io.BytesIO()
     pq.write_table(table_, buf)

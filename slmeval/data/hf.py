@@ -151,11 +151,13 @@ def _audio_bytes(table: pa.Table, name: str, starts) -> list[bytes]:
 
 @READERS.register("hf_pairs")
 def read_hf_pairs(path: Path, positive: str = "positive", negative: str = "negative",
-                  id_column: str | None = None, split: str | None = None) -> list[Pair]:
+                  id_column: str | None = None, split: str | None = None,
+                  fill: dict | None = None) -> list[Pair]:
     """<path>: parquet file(s) or a datasets save_to_disk folder with audio columns positive/negative.
 
     `id_column=None` uses the "id" column when there is one, else the row index; naming a column
-    makes it required."""
+    makes it required. `fill={column: value}` gives every pair that meta value where the copy has no such
+    column (a Hub copy without the `speaker` column the local single-speaker reader fills with null)."""
     path = Path(path)
     files = _locate(path, split)
     table, starts = _load(files)
@@ -185,9 +187,12 @@ def read_hf_pairs(path: Path, positive: str = "positive", negative: str = "negat
                  and not pa.types.is_nested(table.schema.field(c).type)
                  and not pa.types.is_binary(table.schema.field(c).type)]
     meta_values = {c: table.column(c).to_pylist() for c in meta_cols}
+    if fill is not None and not isinstance(fill, dict):
+        raise DataLayoutError(f"{path}: option fill must be a mapping column -> value, got {fill!r}")
+    missing = {c: v for c, v in (fill or {}).items() if c not in meta_values}
     pairs = [Pair(id=pid, positive=Utterance(key=f"{pid}/positive", audio=pb),
                   negative=Utterance(key=f"{pid}/negative", audio=nb),
-                  meta={c: meta_values[c][i] for c in meta_cols})
+                  meta={**{c: meta_values[c][i] for c in meta_cols}, **missing})
              for i, (pid, pb, nb) in enumerate(zip(ids, pos_bytes, neg_bytes))]
     pairs.sort(key=lambda p: natural_key(p.id))
     return pairs
