@@ -45,12 +45,14 @@ def _from_remote(cfg: TaskConfig, got: Fetched) -> TaskData:
     state = "verified" if got.verified else "NOT verified: " + "; ".join(got.reasons)
     where = pin.describe() + (f" (commit {got.commit})" if got.commit and got.commit != getattr(pin, "revision", None)
                               else "")
+    if pin.kind == "archive" and got.fetched_from and got.fetched_from != pin.url:
+        where += f" (fetched from the mirror {got.fetched_from})"
     if not got.verified:
         log.warning("%s: data from %s is %s", cfg.name, where, state)
     return TaskData(got.path, pin.source or cfg.source, dict(pin.options if pin.options is not None else cfg.options),
                     f"{where}, {state}",
-                    {"kind": pin.kind, "from": pin.describe(), "commit": got.commit, "verified": got.verified,
-                     "unverified_because": got.reasons, "files": got.files})
+                    {"kind": pin.kind, "from": pin.describe(), "fetched_from": got.fetched_from, "commit": got.commit,
+                     "verified": got.verified, "unverified_because": got.reasons, "files": got.files})
 
 
 def _missing(cfg: TaskConfig, looked: str) -> str:

@@ -211,10 +211,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         parts = [p for p in url.path.split("/") if p]
         if parts[:1] == ["cdn"]:
             return self._cdn(parts[1:])
-        if parts[:1] == ["web"] and len(parts) == 2:
-            if parts[1] not in self.hub.web:
+        if parts[:1] == ["web"] and len(parts) >= 2:   # a name may hold folders (a mirror keeps the path)
+            name = "/".join(parts[1:])
+            if name not in self.hub.web:
                 return self._send(404, b"Not Found", {"Content-Type": "text/plain"})
-            return self._content("model", "web", parts[1], self.hub.web[parts[1]], {"ETag": '"web"'})
+            return self._content("model", "web", name, self.hub.web[name], {"ETag": '"web"'})
         if parts[:1] == ["api"] and len(parts) >= 4 and parts[1] in ("models", "datasets"):
             return self._api(parts[1][:-1], parts[2:], parse_qs(url.query))
         repo_type = "model"

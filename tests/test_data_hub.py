@@ -377,3 +377,38 @@ def test_under_torchrun_rank0_downloads_and_the_others_read_its_cache(world, env
     with pytest.raises(TaskError, match="gated") as err:       # rank 1 gets rank 0's error, asks nothing
         resolve_for_world(Rank(rank=1, world_size=2), salmon, None, progress=False)
     assert err.value.reported_by_rank0 and len(env["hub"].log) == n
+
+
+def test_data_mirror_address_is_checked_recorded_and_a_part_from_another_address_is_not_continued(world, env):
+    """SLMEVAL_DATA_MIRROR: an archive's path under the mirror; the pin's checksum still decides; the record says
+    where the bytes came from; a `.part` begun at one address is never completed with bytes from another."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("syntactic/readme.txt", "z" * 5000)
+    data = buf.getvalue()
+    hub_, mp = env["hub"], env["monkeypatch"]
+    official = "https://download.example.org/sets/m.zip"   # never reached: the test resolves loopback only
+    write_tasks(env["tasks"], [{"name": "mirrored", "source": "storycloze", "path": "x",
+                                "archive": {"url": official, "folder": "d", "sha256": sha(data)}}])
+    pull = lambda: CliRunner().invoke(app, ["data", "pull", "mirrored", "--include-path", str(env["tasks"]),  # noqa: E731
+                                            "--no-progress"])
+    for bad in ("ftp://mirror.example/zr", "mirror.example", "https://mirror.example/?x=1"):
+        mp.setenv("SLMEVAL_DATA_MIRROR", bad)
+        out = pull()
+        assert out.exit_code == 2 and "SLMEVAL_DATA_MIRROR" in out.output and "Traceback" not in out.output, out.output
+    hub_.add_web_file("a/sets/m.zip", data)
+    hub_.add_web_file("b/sets/m.zip", data)
+    hub_.fault("web", "a/sets/m.zip", "truncate", times=1)
+    mp.setenv("SLMEVAL_DATA_MIRROR", hub_.endpoint + "/web/a/")   # a trailing slash is the same address
+    out = pull()
+    assert out.exit_code == 2 and f"{hub_.endpoint}/web/a/sets/m.zip (mirror of {official}" in out.output
+    mp.setenv("SLMEVAL_DATA_MIRROR", hub_.endpoint + "/web/b")
+    out = pull()
+    assert out.exit_code == 0 and "not verified" not in out.output, out.output
+    b = [e for e in hub_.log if e.get("file") == "b/sets/m.zip"]
+    assert len(b) == 1 and not b[0].get("range")        # started over at the new address, not continued
+    record = json.loads(next((env["tmp"] / "slm_cache" / "data" / "archives").glob("*/record.json")).read_text())
+    assert (record["url"], record["fetched_from"]) == (official, f"{hub_.endpoint}/web/b/sets/m.zip")
+    got = resolve_task_data(get_tasks(["mirrored"], [env["tasks"]]), None, progress=False)["mirrored"]
+    assert got.provenance["fetched_from"] == f"{hub_.endpoint}/web/b/sets/m.zip" and got.provenance["verified"]
+    assert (got.path / "syntactic" / "readme.txt").read_text() == "z" * 5000

@@ -148,21 +148,24 @@ def test_readme_first_example_is_the_whole_command():
     assert block.strip() == "slmeval run --model slprl/slam_scaled --tasks sblimp,sstorycloze,tstorycloze"
 
 
-def test_the_literal_command_on_a_builtin_task_served_by_the_hub(hub, preset, assets, slam_dir, tmp_path,
-                                                                  monkeypatch):
-    """`slmeval run --model ORG/NAME --tasks sstorycloze`, not one other flag: the checkpoint, the tokenizer and
-    the data (the built-in task's Hub copy, a tiny espeak-ng sStoryCloze as parquet) all come from the
-    stand-in Hub. Its table is the hand-wired command's (local folders, explicit tokenizer, --data-root),
-    and offline from the cache too."""
-    from _data_helpers import make_storycloze, pairs_to_parquet
-
+def test_the_literal_command_on_builtin_tasks_served_by_the_hub(hub, preset, assets, slam_dir, tmp_path, monkeypatch):
+    """The issue's "done when": `slmeval run --model ORG/NAME --tasks sblimp,sstorycloze`, not one other flag. The
+    checkpoint, the tokenizer and sstorycloze's data (the built-in task's Hub copy, a tiny espeak-ng sStoryCloze as
+    parquet) come from the stand-in Hub; sblimp's data is the official sLM21 archive (a tiny espeak-ng sLM21 zip) at
+    its address under SLMEVAL_DATA_MIRROR (the test cannot serve download.zerospeech.com; a user behind a mirror
+    sets it as HF_ENDPOINT). The table is the hand-wired command's (local folders, explicit tokenizer,
+    --data-root), and offline from the cache too; the run's provenance says where the archive's bytes came from."""
     import io
+    import zipfile
 
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from _data_helpers import make_sblimp, make_storycloze, pairs_to_parquet
+
     local = tmp_path / "local"
     story = make_storycloze(local / "sStoryCloze")
+    make_sblimp(local / "sLM21-dataset", release_columns=True)
     # with the story column (the local reader's meta, passed through as meta by hf_pairs); no speaker column:
     # the task's pin fills it as the local single-speaker reader does (speaker: null)
     table_ = pq.read_table(io.BytesIO(pairs_to_parquet(story)))
@@ -172,24 +175,40 @@ def test_the_literal_command_on_a_builtin_task_served_by_the_hub(hub, preset, as
     pq.write_table(table_, buf)
     hub.add("speed/sStoryCloze", {"data/train-00000-of-00001.parquet": buf.getvalue()}, repo_type="dataset")
     hub.add(SLAM, slam_dir)
+    archive = io.BytesIO()   # zrc's archive holds what it unpacks into sLM21-dataset/
+    with zipfile.ZipFile(archive, "w") as zf:
+        for f in sorted((local / "sLM21-dataset").rglob("*")):
+            if f.is_file():
+                zf.write(f, f.relative_to(local / "sLM21-dataset").as_posix())
+    official = "https://download.zerospeech.com/datasets/sLM21.dataset.zip"   # tasks/sblimp.yaml `archive: url`
+    mirrored = hub.add_web_file("datasets/sLM21.dataset.zip", archive.getvalue())
+    monkeypatch.setenv("SLMEVAL_DATA_MIRROR", hub.endpoint + "/web")
     monkeypatch.chdir(tmp_path)
+    tasks = "sblimp,sstorycloze"
 
     def table(output: str) -> list[str]:
-        return [line for line in output.splitlines() if "sstorycloze" in line and "│" in line]
+        rows = [line for line in output.splitlines() if ("sstorycloze" in line or "sblimp" in line) and "│" in line]
+        assert {"sblimp", "sstorycloze"} <= {word for row in rows for word in row.replace("│", " ").split()}, output
+        return rows
 
-    literal = CliRunner().invoke(app, ["run", "--model", SLAM, "--tasks", "sstorycloze"])
+    literal = CliRunner().invoke(app, ["run", "--model", SLAM, "--tasks", tasks])
     assert literal.exit_code == 0, literal.output
-    wired = CliRunner().invoke(app, ["run", "--model", str(slam_dir), "--tasks", "sstorycloze", "--data-root",
+    wired = CliRunner().invoke(app, ["run", "--model", str(slam_dir), "--tasks", tasks, "--data-root",
                                      str(local), "--tokenizer", assets["hand"] + ",input_pad=40", "--no-cache",
                                      "--no-progress", "--output", str(tmp_path / "wired")])
     assert wired.exit_code == 0, wired.output
-    assert table(literal.output) and table(literal.output) == table(wired.output)
+    assert table(literal.output) == table(wired.output)
     assert hub.downloads("speed/sStoryCloze", "dataset") == ["data/train-00000-of-00001.parquet"]
+    assert [f for f in hub.downloads("web", "model") if f.endswith(".zip")] == ["datasets/sLM21.dataset.zip"]
     hub.offline(monkeypatch)
     served = len(hub.log)
     # (--output only keeps the per-pair scores, to compare them exactly: the Hub copy's pairs in any order)
-    again = CliRunner().invoke(app, ["run", "--model", SLAM, "--tasks", "sstorycloze", "--output", str(tmp_path / "o")])
+    again = CliRunner().invoke(app, ["run", "--model", SLAM, "--tasks", tasks, "--output", str(tmp_path / "o")])
     assert again.exit_code == 0, again.output
     assert table(again.output) == table(wired.output) and len(hub.log) == served
-    task = "sstorycloze"
-    assert sorted(scores_of(tmp_path / "o", task)) == sorted(scores_of(tmp_path / "wired", task))
+    for task in ("sblimp", "sstorycloze"):
+        assert sorted(scores_of(tmp_path / "o", task)) == sorted(scores_of(tmp_path / "wired", task))
+    data = json.loads((tmp_path / "o" / "results.json").read_text())["provenance"]["data"]
+    assert (data["sblimp"]["from"], data["sblimp"]["fetched_from"]) == (official, mirrored)
+    assert data["sblimp"]["verified"] is False     # the official md5 is not public: a mirror cannot make it verified
+    assert data["sstorycloze"]["fetched_from"] == hub.endpoint

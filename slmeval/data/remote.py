@@ -11,7 +11,9 @@ a commit (a branch or tag moves). Where the public record gives no revision or n
 says `null` and the data is *unpinned*: it is downloaded, checked against what the Hub itself reports
 (its sha256 of LFS files, its sizes) so a corrupt or truncated download is still refused, but it is never
 called verified. Hub files go to the huggingface_hub cache (HF_HUB_CACHE, shared with every HF tool);
-archives and the records of what was pulled go under `<slmeval cache>/data/`.
+archives and the records of what was pulled go under `<slmeval cache>/data/`. HF_ENDPOINT (Hub) and
+SLMEVAL_DATA_MIRROR (archives, slmeval/data/archive.py) change only where bytes are fetched from, never the
+pin; the record keeps that address (`fetched_from`).
 
 A failed download leaves nothing that looks complete: huggingface_hub writes to a temporary file and
 renames it when the transfer is whole; a file whose checksum is wrong is deleted (blob and snapshot
@@ -102,6 +104,7 @@ class Fetched:
     reasons: list[str]                             # why not verified
     commit: str | None = None
     files: dict[str, dict] = field(default_factory=dict)   # path -> {sha256, size}
+    fetched_from: str | None = None                # the address the bytes came from (a mirror, HF_ENDPOINT)
 
     @property
     def size(self) -> int:
@@ -258,7 +261,8 @@ def cached(pin: Remote) -> Fetched | None:
         if record is None or not folder.is_dir():
             return None
         verified, reasons = verdict(pin, record.get("files", {}))
-        return Fetched(folder / pin.subdir if pin.subdir else folder, verified, reasons, None, record.get("files", {}))
+        return Fetched(folder / pin.subdir if pin.subdir else folder, verified, reasons, None, record.get("files", {}),
+                       record.get("fetched_from", pin.url))
     commit = _commit_in_cache(pin)
     if commit is None:
         return None
@@ -274,7 +278,8 @@ def cached(pin: Remote) -> Fetched | None:
     if pin.files and set(files) != {p for p, _ in pin.files}:
         return None
     verified, reasons = verdict(pin, files)
-    return Fetched(snapshot / pin.subdir if pin.subdir else snapshot, verified, reasons, commit, files)
+    return Fetched(snapshot / pin.subdir if pin.subdir else snapshot, verified, reasons, commit, files,
+                   record.get("fetched_from"))
 
 
 # -- pulling ---------------------------------------------------------------------------------------------
@@ -378,8 +383,9 @@ def pull_hub(pin: HubPin, task: str, *, advance: Callable[[int], None] = lambda 
         files[path] = {"sha256": digest, "size": size}
         advance(size)
     verified, reasons = verdict(pin, files)
+    endpoint = os.environ.get("HF_ENDPOINT") or "https://huggingface.co"   # a Hub mirror says so in the record
     record = {"kind": "hub", "repo": pin.repo, "revision": pin.revision, "commit": commit, "files": files,
-              "verified": verified, "reasons": reasons}
+              "verified": verified, "reasons": reasons, "fetched_from": endpoint}
     atomic_write_text(record_path(pin, commit), json.dumps(record, indent=1, sort_keys=True))
     if not COMMIT.match(pin.revision):   # a moving revision: keep refs/<rev> for offline reruns
         ref = _repo_cache(pin) / "refs" / pin.revision
@@ -389,7 +395,7 @@ def pull_hub(pin: HubPin, task: str, *, advance: Callable[[int], None] = lambda 
                         "comparable", task, pin.repo, pin.revision, before, commit)
         if before != commit:
             atomic_write_text(ref, commit)
-    return Fetched(snapshot / pin.subdir if pin.subdir else snapshot, verified, reasons, commit, files)
+    return Fetched(snapshot / pin.subdir if pin.subdir else snapshot, verified, reasons, commit, files, endpoint)
 
 
 def pull(pin: Remote, task: str, **kwargs) -> Fetched:
