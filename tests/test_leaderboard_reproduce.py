@@ -14,7 +14,9 @@ import pytest
 from typer.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _hub_server import hub  # noqa: E402,F401  (fixture)
 from _model_replicas import hub_cache  # noqa: E402
+from test_tokenizer_presets import NAME as PRESET_NAME, assets, preset  # noqa: E402,F401  (fixtures)
 
 from slmeval.cli import app
 from slmeval.leaderboard import Board
@@ -177,3 +179,58 @@ def test_a_hub_model_is_re_run_at_the_recorded_commit(board, tiny_llama_dir, tas
 def test_reproduce_refuses_an_unknown_entry(board, task_dir):
     res = _reproduce(board, "nobody", task_dir)
     assert res.exit_code == 2 and "ENTRY 'nobody': no accepted submission" in res.output
+
+
+def test_the_recorded_tokenizer_is_rebuilt_when_none_is_given_or_refused_clearly(board, tiny_llama_dir, tmp_path,
+                                                                                hub, preset, assets):  # noqa: F811
+    """An audio run made with `--tokenizer PRESET` (the preset served by the stand-in Hub) is reproduced without
+    --tokenizer: the preset is rebuilt from results.json `provenance.setup.tokenizer`, and the re-run's tokenizer
+    identity equals the recorded one. A record that cannot be rebuilt (no build record, a preset not installed
+    here, a spec naming files on the submitter's machine) is one error naming what to pass."""
+    from _data_helpers import make_paired
+
+    tasks = tmp_path / "audio_tasks"
+    make_paired(tasks / "paired", sep="_", n_pairs=4)
+    (tasks / "a.yaml").write_text('- {name: r_audio, family: pairs, source: paired_folder, path: ./paired, '
+                                  'options: {sep: "_"}}\n')
+    res = _cli("run", "--model", str(tiny_llama_dir), "--tasks", "r_audio", "--include-path", str(tasks),
+               "--tokenizer", PRESET_NAME, "--output", str(tmp_path / "run"), "--no-cache", "--no-progress")
+    assert res.exit_code == 0, res.output
+    recorded = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert recorded["provenance"]["setup"]["tokenizer"]["source"]["preset"] == PRESET_NAME
+    slug = _add(board, tmp_path / "run", "audio llama")
+    res = _reproduce(board, slug, tasks, "--model", str(tiny_llama_dir), "--out", str(tmp_path / "again"))
+    assert res.exit_code == 0 and f"reproduced {slug}: all 4 per-item credits match" in res.output, res.output
+    again = json.loads((tmp_path / "again" / "results.json").read_text())
+    assert again["config"]["tokenizer"] == recorded["config"]["tokenizer"]
+    assert again["provenance"]["setup"]["tokenizer"]["spec"] == PRESET_NAME
+
+    def edited(name: str, change) -> tuple[Board, str]:
+        """The run with its record changed, accepted on a board of its own (one board refuses a duplicate)."""
+        run = tmp_path / name
+        shutil.copytree(tmp_path / "run", run)
+        results = json.loads((run / "results.json").read_text())
+        change(results["provenance"]["setup"])
+        (run / "results.json").write_text(json.dumps(results, indent=2))
+        own = Board(tmp_path / f"board-{name}")
+        shutil.copytree(board.root, own.root, ignore=shutil.ignore_patterns("submissions", "ledger*"))
+        return own, _add(own, run, name)
+
+    cases = [
+        (edited("no-record", lambda s: s.pop("tokenizer")), "records the tokenizer's identity (kind 'hubert') but "
+                                                              "not how it was built (provenance.setup.tokenizer"),
+        (edited("other-preset", lambda s: s["tokenizer"]["source"].update(preset="gslm-not-here:input_pad=40")),
+         "the preset 'gslm-not-here:input_pad=40', which is not installed here"),
+        (edited("local-spec", lambda s: s["tokenizer"].update(spec="hubert:model=/submitter/hubert,layer=2,"
+                                                                   "centroids=/submitter/km.npy", source={})),
+         "the tokenizer the run recorded ('hubert:model=/submitter/hubert,layer=2,centroids=/submitter/km.npy') "
+         "cannot be rebuilt here (/submitter/km.npy: centroid file not found)"),
+        (edited("an-object", lambda s: s["tokenizer"].update(spec="MyTokenizer", source={}, **{"from": "python"})),
+         "the run's tokenizer 'MyTokenizer' came from python, which cannot be rebuilt from the record"),
+    ]
+    for (own, entry), words in cases:
+        res = _reproduce(own, entry, tasks, "--model", str(tiny_llama_dir))
+        assert res.exit_code == 2 and words in res.output and "pass --tokenizer with the one you hold" in res.output, \
+            res.output
+        assert "Traceback" not in res.output
+        assert [r["event"] for r in Ledger.read(own.root).records] == ["accepted"]

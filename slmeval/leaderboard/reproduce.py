@@ -3,7 +3,8 @@
 A consistent submission proves only that its numbers follow from its samples; anyone can write samples.
 Reproducing re-runs the model — a Hub id at the recorded commit, or a local folder the board maintainer
 holds (its files must hash to the recorded `model_sha256`) — on the task data the maintainer holds, with
-the recorded protocol, tokenizer and model arguments, and compares every per-item credit with the
+the recorded protocol, tokenizer (`--tokenizer`, else rebuilt from what the run recorded: a preset, a spec) and
+model arguments, and compares every per-item credit with the
 submitted one. Only when the model, the task data (items, audio, item metadata; the official pins where
 pinned), the protocol and the tokenizer are the recorded ones and every credit matches is the entry
 marked *reproduced*, in the board's ledger, for that very results.json; otherwise each difference is listed
@@ -21,6 +22,7 @@ from slmeval.io import read_jsonl
 from slmeval.leaderboard.ledger import REPRODUCED
 from slmeval.leaderboard.store import Board, Submission, SubmissionError
 from slmeval.scoring.protocol import Protocol
+from slmeval.units import TokenizerError
 from slmeval.verify import LM_EVAL
 
 MAX_LISTED = 20
@@ -81,6 +83,45 @@ def protocol_arguments(record: dict) -> tuple[str, dict[str, str]]:
     return base, args
 
 
+_PASS_TOKENIZER = "pass --tokenizer with the one you hold (its identity is compared with the recorded one after the run)"
+_CHECKPOINT = "(saved with the checkpoint)"
+
+
+def tokenizer_argument(sub: Submission, tokenizer: str | None) -> str | None:
+    """`--tokenizer`, else the tokenizer the run recorded (results.json `provenance.setup.tokenizer`), rebuilt:
+    the preset it was built from (with its overrides), a spec given to `--tokenizer`, or — saved with the
+    checkpoint — the model folder's own unit_tokenizer.json (None: the re-run finds it the same way). What
+    cannot be rebuilt is one error. Whatever is built, its identity must equal `config.tokenizer` (_compare)."""
+    recorded = sub.results["config"].get("tokenizer")
+    if tokenizer is not None or recorded is None:     # pre-tokenised tasks need none
+        return tokenizer
+    from slmeval.units import PRESETS
+
+    name = sub.directory.name
+    setup = sub.results.get("provenance", {}).get("setup")
+    tok = setup.get("tokenizer") if isinstance(setup, dict) else None
+    if not isinstance(tok, dict) or not isinstance(tok.get("spec"), str) or not tok["spec"]:
+        kind = recorded.get("kind") if isinstance(recorded, dict) else None
+        raise SubmissionError(f"{name}: results.json records the tokenizer's identity (kind {kind!r}) but not how it "
+                              "was built (provenance.setup.tokenizer: a preset or a spec, recorded by runs of slmeval "
+                              f"since tokenizer presets); {_PASS_TOKENIZER}")
+    spec, origin = tok["spec"], str(tok.get("from") or "")
+    source = tok.get("source") if isinstance(tok.get("source"), dict) else {}
+    preset = source.get("preset")
+    if isinstance(preset, str) and preset:            # a preset, named or from the recipe or a unit_tokenizer.json
+        if preset.partition(":")[0] not in PRESETS:
+            raise SubmissionError(f"{name}: the run's tokenizer is the preset {preset!r}, which is not installed "
+                                  f"here (presets: {', '.join(PRESETS.names())}); install the package that provides "
+                                  f"it, or {_PASS_TOKENIZER}")
+        return preset
+    if origin.endswith(_CHECKPOINT):                  # the model folder re-run holds the same file
+        return None
+    if origin == "--tokenizer":                       # a spec or folder: built here, or one error (reproduce)
+        return spec
+    raise SubmissionError(f"{name}: the run's tokenizer {spec!r} came from {origin or 'an unrecorded place'}, which "
+                          f"cannot be rebuilt from the record; {_PASS_TOKENIZER}")
+
+
 def _compare(sub: Submission, new: dict, new_dir: Path, official: dict[str, dict]) -> tuple[list[str], int]:
     old = sub.results
     diffs: list[str] = []
@@ -128,10 +169,8 @@ def reproduce(board: Board, entry: str, *, model: str | None = None, tokenizer: 
     if isinstance(config.get("protocol"), dict) and config["protocol"].get("name") == LM_EVAL:
         raise SubmissionError(f"{sub.directory.name}: a text run (lm-eval's scoring) is reproduced with "
                               "`slmeval text`, not here")
-    if config.get("tokenizer") is not None and tokenizer is None:
-        raise SubmissionError(f"{sub.directory.name}: the run turned audio into units with the tokenizer "
-                              f"{config['tokenizer']!r}; pass --tokenizer with the one you hold (its identity is "
-                              "compared after the run)")
+    rebuilt = tokenizer is None and config.get("tokenizer") is not None
+    tokenizer = tokenizer_argument(sub, tokenizer)
     reference = model_reference(sub, model)
     base, args = protocol_arguments(config["protocol"])
     model_args = {k: str(v) for k, v in (config.get("model_args") or {}).items()
@@ -139,11 +178,18 @@ def reproduce(board: Board, entry: str, *, model: str | None = None, tokenizer: 
     official = board.official_tasks()
     with tempfile.TemporaryDirectory(prefix="slmeval-reproduce-") as scratch:
         out = Path(output) if output is not None else Path(scratch) / "run"
-        new = evaluate(reference, sorted(sub.results["results"]), data_root=data_root, tokenizer=tokenizer,
-                       protocol=base, protocol_args=args, model_args=model_args,
-                       batch_size=int(config.get("batch_size") or 8), device=device,
-                       dtype=str(config.get("dtype") or "float32"), output=out, include_path=list(include_path),
-                       use_cache=False, progress=progress)
+        try:
+            new = evaluate(reference, sorted(sub.results["results"]), data_root=data_root, tokenizer=tokenizer,
+                           protocol=base, protocol_args=args, model_args=model_args,
+                           batch_size=int(config.get("batch_size") or 8), device=device,
+                           dtype=str(config.get("dtype") or "float32"), output=out, include_path=list(include_path),
+                           use_cache=False, progress=progress)
+        except TokenizerError as err:   # raised while the run is set up, before any audio or forward
+            if not rebuilt:
+                raise
+            shown = repr(tokenizer) if tokenizer else "the model's own unit_tokenizer.json"
+            raise SubmissionError(f"{sub.directory.name}: the tokenizer the run recorded ({shown}) cannot be rebuilt "
+                                  f"here ({err}); {_PASS_TOKENIZER}") from None
         diffs, n_items = _compare(sub, new, out, official)
         new_sha = hashlib.sha256((out / "results.json").read_bytes()).hexdigest()
     if diffs:
