@@ -1,6 +1,7 @@
 """docs/examples/slmeval-regression.yml runs as written: every slmeval command and option it uses exists,
-it installs from a real source with no placeholder and no apt packages, it fetches the tokenizer it
-names and caches pip and the unit cache, and its evaluate + compare steps run (on slmeval's bundled
+it installs from a real source with no placeholder and no apt packages, its fetch step downloads the
+tokenizer preset it names into the folders it caches (run here against the stand-in Hub) after which
+evaluation needs no network, it caches pip, and its evaluate + compare steps run (on slmeval's bundled
 demo model standing in for the training repository's checkpoint)."""
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ import pytest
 import typer
 import yaml
 
+from _hub_server import hub  # noqa: F401  (fixture)
 from slmeval.cli import app
+from test_tokenizer_presets import assets, preset  # noqa: F401  (fixtures)
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOW = ROOT / "docs" / "examples" / "slmeval-regression.yml"
@@ -62,7 +65,7 @@ def test_every_slmeval_command_and_option_exists(workflow):
             known = {o for p in command.params for o in (*p.opts, *p.secondary_opts)}
             assert set(options) <= known, f"{step['name']}: unknown options {set(options) - known}"
             seen += 1
-    assert seen == 3        # convert-kmeans, run, check
+    assert seen == 3        # units fetch, run, check
 
 
 def test_install_source_is_real_and_no_apt(workflow):
@@ -82,32 +85,56 @@ def test_install_source_is_real_and_no_apt(workflow):
 
 
 def test_caches_pip_the_tokenizer_and_the_unit_cache(workflow):
+    from slmeval.units import PRESETS
+
     job = _job(workflow)
     setup = next(s for s in job["steps"] if s.get("uses", "").startswith("actions/setup-python@"))
     assert setup["with"]["cache"] == "pip"
     assert setup["with"]["cache-dependency-path"] == "third_party/slmeval/pyproject.toml"
     cache = next(s for s in job["steps"] if s.get("uses", "").startswith("actions/cache@"))
-    paths = cache["with"]["path"].split()
-    assert job["env"]["SLMEVAL_CACHE"] in paths and job["env"]["TOKENIZER_DIR"] in paths
+    assert set(cache["with"]["path"].split()) == {job["env"]["SLMEVAL_CACHE"], job["env"]["HF_HOME"]}
     fetch = _step(workflow, "Fetch the speech tokenizer")
     assert fetch["if"] == f"steps.{cache['id']}.outputs.cache-hit != 'true'"
-    # the tokenizer spec the run step uses points at what the fetch step writes
-    spec = dict(kv.split("=", 1) for kv in job["env"]["TOKENIZER"].split(":", 1)[1].split(","))
-    written = {w[w.index("--local-dir") + 1] for w in _commands(fetch["run"]) if "--local-dir" in w}
-    written |= {w[w.index("--out") + 1] for w in _commands(fetch["run"]) if "--out" in w}
-    expand = lambda p: p.replace("$TOKENIZER_DIR", job["env"]["TOKENIZER_DIR"])   # noqa: E731
-    assert {spec["model"], spec["centroids"]} == {expand(p) for p in written}
+    # the preset, fetched by the fetch step and used by the run step; no hand-made download or conversion left
+    assert job["env"]["TOKENIZER"] == "mhubert-25hz-l11-km500" and job["env"]["TOKENIZER"] in PRESETS.names()
+    assert _commands(fetch["run"]) == [["slmeval", "units", "fetch", "--tokenizer", "$TOKENIZER"]]
+    (run,) = _commands(_step(workflow, "Evaluate")["run"])
+    assert run[run.index("--tokenizer") + 1] == "$TOKENIZER"
+    assert _step(workflow, "Evaluate")["env"]["HF_HUB_OFFLINE"] == "1"
 
 
-def test_fetch_step_tools_exist(workflow):
-    fetch = _commands(_step(workflow, "Fetch the speech tokenizer")["run"])
-    hf = next(w for w in fetch if w[0] == "hf")
-    exe = shutil.which("hf", path=str(Path(sys.executable).parent)) or shutil.which("hf")
-    assert exe, "huggingface_hub's `hf` command (installed with slmeval's dependencies) is missing"
-    help_text = subprocess.run([exe, *hf[1:2], "--help"], capture_output=True, text=True, timeout=120).stdout
-    assert all(o in help_text for o in (w for w in hf if w.startswith("--")))
-    checksum = next(w for w in fetch if w[0] == "echo")[1].split()[0]
-    assert re.fullmatch(r"[0-9a-f]{64}", checksum)
+def test_fetch_step_fills_the_cached_folders_and_evaluation_then_needs_no_network(workflow, hub, preset, assets,
+                                                                                 tmp_path, monkeypatch):  # noqa: F811
+    """The fetch step's command, with the job's HF_HOME and SLMEVAL_CACHE (relative, in a stand-in
+    repository), against the stand-in Hub serving the preset's files: everything lands under the two folders
+    the cache step saves, and with HF_HUB_OFFLINE=1 (the Evaluate step) the preset builds from them with no
+    request and gives the hand-wired tokenizer's units."""
+    from typer.testing import CliRunner
+
+    from slmeval.units import load_tokenizer
+    from test_tokenizer_presets import WAVS, units
+
+    job = _job(workflow)
+    repo = tmp_path / "training-repo"
+    repo.mkdir()
+    monkeypatch.chdir(repo)
+    monkeypatch.delenv("HF_HUB_CACHE")                 # the stand-in Hub fixture's own; the job sets HF_HOME only
+    for var in ("HF_HOME", "SLMEVAL_CACHE", "TOKENIZER"):
+        monkeypatch.setenv(var, job["env"][var])
+    (words,) = _commands(_step(workflow, "Fetch the speech tokenizer")["run"])
+    out = CliRunner().invoke(app, [os.path.expandvars(w) for w in words[1:]])
+    assert out.exit_code == 0 and out.output.startswith(f"ready: {job['env']['TOKENIZER']} (16 units"), out.output
+    kept = {p.relative_to(repo).parts[:2] for p in repo.rglob("*") if p.is_file()}
+    assert kept == {(".cache", "huggingface"), (".cache", "slmeval")}, kept
+    assert any((repo / job["env"]["HF_HOME"] / "hub").glob("models--slprl--mhubert-base-25hz/snapshots/*/config.json"))
+    assert list((repo / job["env"]["SLMEVAL_CACHE"] / "downloads").rglob("*.npy"))
+    bad = CliRunner().invoke(app, ["units", "fetch", "--tokenizer", "mhubert-25hz-l11-km5000"])   # a typo
+    assert bad.exit_code == 2 and "is neither a preset (" in bad.output and "Traceback" not in bad.output
+    hub.offline(monkeypatch)
+    served = len(hub.log)
+    tok = load_tokenizer(job["env"]["TOKENIZER"])
+    assert len(hub.log) == served
+    assert units(tok) == units(load_tokenizer(assets["hand"])) and len(WAVS) == 2
 
 
 @pytest.mark.slow
@@ -126,7 +153,8 @@ def test_evaluate_and_compare_steps_run_as_written(workflow, tmp_path):
     def step(name: str) -> subprocess.CompletedProcess:
         script = _step(workflow, name)["run"]
         return subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script], cwd=repo,
-                              env=env, capture_output=True, text=True, timeout=600)
+                              env={**env, **_step(workflow, name).get("env", {})}, capture_output=True, text=True,
+                              timeout=600)
 
     first = step("Evaluate")
     assert first.returncode == 0, first.stderr

@@ -1,4 +1,5 @@
-"""`slmeval units ...`: fit log-mel k-means, convert pickled k-means files, encode a file to units."""
+"""`slmeval units ...`: fit log-mel k-means, convert pickled k-means files, encode a file to units, fetch a
+tokenizer's files into the caches."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,7 +8,8 @@ import typer
 
 from slmeval.cli.app import app, fail
 
-units_app = typer.Typer(help="Audio -> discrete units: fit / convert k-means centroids, encode files.",
+units_app = typer.Typer(help="Audio -> discrete units: fit / convert k-means centroids, encode files, fetch "
+                        "a tokenizer's files.",
                         no_args_is_help=True)
 app.add_typer(units_app, name="units")
 
@@ -97,3 +99,23 @@ def encode(
     except (TokenizerError, AudioError, ValueError) as err:     # ValueError: --device this torch cannot use
         fail(err)
     typer.echo(" ".join(str(u) for u in units.tolist()))
+
+
+@units_app.command("fetch")
+def fetch(
+    tokenizer: str = typer.Option(..., "--tokenizer", "-t",
+                                  help="A preset (`slmeval plugins tokenizer-presets`) or a spec naming Hub ids."),
+    allow_pickle: bool = typer.Option(False, "--allow-pickle", help="Allow pickled k-means centroid files."),
+) -> None:
+    """Download and check a tokenizer's files into the caches (HuBERT: the Hugging Face cache; k-means file:
+    $SLMEVAL_CACHE/downloads), so later runs need no network (HF_HUB_OFFLINE=1): a CI cache step or a
+    cluster's login node fetches once."""
+    from slmeval.units import TokenizerError, load_tokenizer
+
+    try:
+        tok = load_tokenizer(tokenizer, allow_pickle=allow_pickle, device="cpu")
+    except TokenizerError as err:
+        fail(err)
+    source = getattr(tok, "source", None) or {}
+    pins = "".join(f", {k}={v}" for k, v in source.items() if k != "preset")
+    typer.echo(f"ready: {tokenizer} ({tok.n_units} units{pins})")
