@@ -25,7 +25,7 @@ from slmeval.io import dumps, ensure_inside, jsonl_line, safe_name, write_files_
 from slmeval.preflight import check_free_space, check_writable, estimate_cache_bytes, estimate_output_bytes
 from slmeval.results import RESULTS_FILE, data_sha256, items_sha256, meta_sha256, previous_run_files, provenance
 from slmeval.resume import PARTIAL_DIR, PartialStore, decide
-from slmeval.run_setup import RECIPE, resolve_setup
+from slmeval.run_setup import RECIPE, resolve_setup_for_world
 from slmeval.scoring import Protocol, check_protocol, distinct_sequences, get_protocol, score_sequences
 from slmeval.scoring.logprobs import effective_backend
 from slmeval.task_data import TaskData, resolve_for_world, resolve_task_data
@@ -233,8 +233,9 @@ def evaluate(model: str | Path | LoadedLM | Any, tasks: str | Sequence[str], *, 
     check_exports(exports, configs)
     # Model (a Hub id downloaded), its family's recipe, the tokenizer and the protocol: resolved before any
     # data is read (slmeval/run_setup.py); a UnitTokenizer instance is accepted as is.
-    setup = resolve_setup(model, model_args=model_args, tokenizer=tokenizer, protocol=protocol, configs=configs,
-                          allow_pickle=allow_pickle, device=device)
+    # Under torchrun rank 0 downloads, the other ranks then read its caches (as for the data below).
+    setup = resolve_setup_for_world(world, model, model_args=model_args, tokenizer=tokenizer, protocol=protocol,
+                                    configs=configs, allow_pickle=allow_pickle, device=device)
     proto = proto or get_protocol(setup.protocol, proto_args)
     located = resolve_for_world(world, configs, data_root, progress=progress)   # all tasks' data, or one error
     # --limit: the first N pairs of each task in reader order (a partial run, as lm-eval's --limit)

@@ -17,6 +17,7 @@ that differs, the recommendation is printed.
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -105,6 +106,61 @@ def resolve_setup(model, *, model_args, tokenizer, protocol: str, configs: list[
     for note in setup.warnings:
         log.warning(note)
     return setup
+
+
+def resolve_setup_for_world(world, model, **kwargs) -> RunSetup:
+    """`resolve_setup` under torchrun: rank 0 resolves first — downloading a Hub model and a tokenizer preset's
+    files into the caches — and the other ranks then resolve from those caches with downloads off (HF_HUB_OFFLINE
+    for the call: not one request, and the commit rank 0 got), as task_data.resolve_for_world does for data.
+    A rank on another node whose caches are not rank 0's downloads for itself. An error on rank 0 stops every
+    rank with that one message."""
+    if world.world_size == 1:
+        return resolve_setup(model, **kwargs)
+    setup, error = None, None
+    if world.is_main:
+        try:
+            setup = resolve_setup(model, **kwargs)
+        except Exception as err:   # noqa: BLE001 - sent to every rank (else they would wait for rank 0), re-raised
+            err.reported_by_rank0 = True   # type: ignore[attr-defined]  (the CLI prints it once)
+            error, own = (type(err).__name__, str(err)), err
+    error = world.broadcast(error)
+    if error is not None:
+        if world.is_main:
+            raise own
+        from slmeval.distributed import DistributedError
+
+        failure = DistributedError(f"rank 0 of {world.world_size} failed while resolving the model and tokenizer: "
+                                   f"{error[0]}: {error[1]}")
+        failure.reported_by_rank0 = True   # type: ignore[attr-defined]
+        raise failure
+    if setup is not None:
+        return setup
+    try:
+        with _downloads_off():
+            return resolve_setup(model, **kwargs)
+    except (ValueError, OSError) as err:   # not in this node's caches (another node, caches not shared): fetch here
+        log.info("rank %d: not in this node's caches (%s); downloading here", world.rank, str(err).splitlines()[0])
+        return resolve_setup(model, **kwargs)
+
+
+@contextmanager
+def _downloads_off():
+    """HF_HUB_OFFLINE for one call: slmeval's download code (hubfiles, data/remote) reads the variable, and
+    huggingface_hub its constant, at call time."""
+    import os
+
+    from huggingface_hub import constants
+
+    before, flag = os.environ.get("HF_HUB_OFFLINE"), constants.HF_HUB_OFFLINE
+    os.environ["HF_HUB_OFFLINE"], constants.HF_HUB_OFFLINE = "1", True
+    try:
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE = flag
+        if before is None:
+            os.environ.pop("HF_HUB_OFFLINE", None)
+        else:
+            os.environ["HF_HUB_OFFLINE"] = before
 
 
 def _protocol(setup: RunSetup, recipe) -> None:

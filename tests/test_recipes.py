@@ -212,3 +212,59 @@ def test_the_literal_command_on_builtin_tasks_served_by_the_hub(hub, preset, ass
     assert (data["sblimp"]["from"], data["sblimp"]["fetched_from"]) == (official, mirrored)
     assert data["sblimp"]["verified"] is False     # the official md5 is not public: a mirror cannot make it verified
     assert data["sstorycloze"]["fetched_from"] == hub.endpoint
+
+
+def test_under_torchrun_rank0_fetches_model_and_preset_and_the_others_read_the_caches(hub, preset, assets, slam_dir,
+                                                                                       task_dir, tmp_path,
+                                                                                       monkeypatch):
+    """resolve_setup_for_world with a two-rank world in one process (broadcast hands out rank 0's value, as
+    tests/test_data_hub.py does for the data side): rank 0 downloads the Hub model and the recipe's preset
+    (HuBERT snapshot + k-means file); rank 1 then builds the same tokenizer from the caches with not one
+    request, even with the stand-in Hub refusing everything; a rank on another node (empty caches) downloads
+    for itself. An error on rank 0 reaches rank 1 as that one message, and rank 1 asks the Hub nothing."""
+    from slmeval.distributed import DistributedError, World
+    from slmeval.registry import get_tasks
+    from slmeval.run_setup import resolve_setup_for_world
+    from slmeval.units import TokenizerError
+
+    class Rank(World):
+        sent: list = []
+
+        def broadcast(self, obj):
+            if self.rank == 0:
+                Rank.sent.append(obj)
+            return Rank.sent[-1]
+
+    hub.add(SLAM, slam_dir)
+    configs = get_tasks([TASK], [task_dir])
+    kwargs = dict(model_args=None, tokenizer=None, protocol="slmeval", configs=configs, allow_pickle=False,
+                  device="cpu")
+    first = resolve_setup_for_world(Rank(rank=0, world_size=2), SLAM, **kwargs)
+    assert {f for f in hub.downloads(REPO)} and hub.downloads("web", "model") == [preset["entry"].kmeans.name]
+    served = len(hub.log)
+    hub.gate(REPO)
+    hub.gate(SLAM)
+    hub.web.clear()
+    other = resolve_setup_for_world(Rank(rank=1, world_size=2), SLAM, **kwargs)
+    assert len(hub.log) == served                            # from the caches: not one request
+    assert other.tokenizer.identity == first.tokenizer.identity and other.plan.ckpt.directory == first.plan.ckpt.directory
+    assert other.sources["tokenizer"] == first.sources["tokenizer"]
+    import os
+    assert "HF_HUB_OFFLINE" not in os.environ                # downloads are off for that call only
+    # a rank on another node, whose caches are not rank 0's: it downloads for itself
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "node1_hf"))
+    monkeypatch.setenv("SLMEVAL_CACHE", str(tmp_path / "node1_slmeval"))
+    hub.repos[("model", REPO)].gated = hub.repos[("model", SLAM)].gated = False
+    hub.web[preset["entry"].kmeans.name] = assets["km"]
+    node1 = resolve_setup_for_world(Rank(rank=1, world_size=2), SLAM, **kwargs)
+    assert node1.tokenizer.identity == first.tokenizer.identity and len(hub.log) > served
+    assert hub.downloads("web", "model") == [preset["entry"].kmeans.name] * 2
+    # a tokenizer rank 0 cannot have: rank 0 raises it, rank 1 gets its message and asks nothing
+    fresh = dict(kwargs, tokenizer="hubert-base-l6-km50")   # a GSLM preset: its files are not served here
+    with pytest.raises(TokenizerError) as own:
+        resolve_setup_for_world(Rank(rank=0, world_size=2), SLAM, **fresh)
+    served = len(hub.log)
+    with pytest.raises(DistributedError) as shared:
+        resolve_setup_for_world(Rank(rank=1, world_size=2), SLAM, **fresh)
+    assert len(hub.log) == served and shared.value.reported_by_rank0 and own.value.reported_by_rank0
+    assert str(shared.value) == f"rank 0 of 2 failed while resolving the model and tokenizer: TokenizerError: {own.value}"
