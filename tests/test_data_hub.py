@@ -390,8 +390,10 @@ def test_data_mirror_address_is_checked_recorded_and_a_part_from_another_address
     official = "https://download.example.org/sets/m.zip"   # never reached: the test resolves loopback only
     write_tasks(env["tasks"], [{"name": "mirrored", "source": "storycloze", "path": "x",
                                 "archive": {"url": official, "folder": "d", "sha256": sha(data)}}])
-    pull = lambda: CliRunner().invoke(app, ["data", "pull", "mirrored", "--include-path", str(env["tasks"]),  # noqa: E731
-                                            "--no-progress"])
+
+    def pull():
+        return CliRunner().invoke(app, ["data", "pull", "mirrored", "--include-path", str(env["tasks"]), "--no-progress"])
+
     for bad in ("ftp://mirror.example/zr", "mirror.example", "https://mirror.example/?x=1"):
         mp.setenv("SLMEVAL_DATA_MIRROR", bad)
         out = pull()

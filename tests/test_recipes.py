@@ -7,6 +7,7 @@ loses to a unit_tokenizer.json saved in the checkpoint, and to --tokenizer (with
 from __future__ import annotations
 
 import json
+import os
 import shutil
 
 import pytest
@@ -247,9 +248,9 @@ def test_under_torchrun_rank0_fetches_model_and_preset_and_the_others_read_the_c
     hub.web.clear()
     other = resolve_setup_for_world(Rank(rank=1, world_size=2), SLAM, **kwargs)
     assert len(hub.log) == served                            # from the caches: not one request
-    assert other.tokenizer.identity == first.tokenizer.identity and other.plan.ckpt.directory == first.plan.ckpt.directory
+    assert other.tokenizer.identity == first.tokenizer.identity
+    assert other.plan.ckpt.directory == first.plan.ckpt.directory
     assert other.sources["tokenizer"] == first.sources["tokenizer"]
-    import os
     assert "HF_HUB_OFFLINE" not in os.environ                # downloads are off for that call only
     # a rank on another node, whose caches are not rank 0's: it downloads for itself
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "node1_hf"))
@@ -267,4 +268,5 @@ def test_under_torchrun_rank0_fetches_model_and_preset_and_the_others_read_the_c
     with pytest.raises(DistributedError) as shared:
         resolve_setup_for_world(Rank(rank=1, world_size=2), SLAM, **fresh)
     assert len(hub.log) == served and shared.value.reported_by_rank0 and own.value.reported_by_rank0
-    assert str(shared.value) == f"rank 0 of 2 failed while resolving the model and tokenizer: TokenizerError: {own.value}"
+    assert str(shared.value) == ("rank 0 of 2 failed while resolving the model and tokenizer: "
+                                 f"TokenizerError: {own.value}")

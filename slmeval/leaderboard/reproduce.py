@@ -83,7 +83,8 @@ def protocol_arguments(record: dict) -> tuple[str, dict[str, str]]:
     return base, args
 
 
-_PASS_TOKENIZER = "pass --tokenizer with the one you hold (its identity is compared with the recorded one after the run)"
+_PASS_TOKENIZER = ("pass --tokenizer with the one you hold (its identity is compared with the recorded one after "
+                   "the run)")
 _CHECKPOINT = "(saved with the checkpoint)"
 
 
