@@ -9,27 +9,30 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from collections.abc import Sequence
+from functools import partial
+from typing import Any
 
 import numpy as np
 
 from slmeval.data import Pair, read_pairs
 from slmeval.distributed import World, check_device, current_world, shard_sources, world_device
 from slmeval.exports import check_exports, parse_exports, run_exports
-from slmeval.metrics import FAMILY_SHAPE, METRIC_FAMILIES
+from slmeval.metrics import FAMILY_SHAPE, METRIC_FAMILIES, compute_metrics
 from slmeval.models import LoadedLM, load_lm, parse_kv
 from slmeval.models.instance import is_model_object, wrap_model
 from slmeval.plugins import PluginError
 from slmeval.registry import TaskConfig, TaskError, get_tasks
-from slmeval.io import dumps, ensure_inside, jsonl_line, safe_name, write_files_together
+from slmeval.io import dumps, ensure_inside, safe_name, write_files_together
 from slmeval.preflight import check_free_space, check_writable, estimate_cache_bytes, estimate_output_bytes
 from slmeval.results import RESULTS_FILE, data_sha256, items_sha256, meta_sha256, previous_run_files, provenance
 from slmeval.resume import PARTIAL_DIR, PartialStore, decide
 from slmeval.run_setup import RECIPE, resolve_setup_for_world
 from slmeval.scoring import Protocol, check_protocol, distinct_sequences, get_protocol, score_sequences
 from slmeval.scoring.logprobs import effective_backend
+from slmeval.samples import Samples, as_samples, task_samples
 from slmeval.task_data import TaskData, resolve_for_world, resolve_task_data
-from slmeval.verify import metrics_from_samples, pair_correct
+from slmeval.verify import pair_correct
 
 log = logging.getLogger(__name__)
 __all__ = ["PARTIAL_DIR", "TaskRun", "evaluate", "run_task"]
@@ -39,9 +42,12 @@ __all__ = ["PARTIAL_DIR", "TaskRun", "evaluate", "run_task"]
 class TaskRun:
     metrics: dict
     breakdowns: dict
-    samples: list[dict]
+    samples: Samples            # the lines of samples_<task>.jsonl (a saved partial's rows are encoded on load)
     hashes: dict
     warnings: list[str] = field(default_factory=list)   # counted, but a careful user wants to know
+
+    def __post_init__(self) -> None:
+        self.samples = as_samples(self.samples)
 
 
 def _check_families(configs: list[TaskConfig]) -> None:
@@ -139,29 +145,18 @@ def run_task(cfg: TaskConfig, lm: LoadedLM, protocol: Protocol, *, data_root, to
     for note in _identical_sides(pairs, hashes):   # ... and pairs that compare a file with itself
         log.warning("%s: %s", cfg.name, note)
         notes.append(note)
-    names = [f"{cfg.name}:{p.id}:{side}" for p in pairs for side in ("positive", "negative")]
     # Each distinct unit sequence once (identical sides must tie, even across ranks); under torchrun each
     # rank scores its share of them, dealt by length.
     firsts, which = distinct_sequences(units)
     scored = world.map(lambda part: score_sequences(
-        lm, [units[firsts[i]] for i in part], protocol, names=[names[firsts[i]] for i in part],
+        lm, [units[firsts[i]] for i in part], protocol, names=_Names(cfg.name, pairs, [firsts[i] for i in part]),
         batch_size=batch_size, backend=backend, progress=progress), range(len(firsts)),
         weights=[len(units[i]) for i in firsts])
-    scores = [scored[k] for k in which]
-    samples = []
-    for i, pair in enumerate(pairs):
-        pos, neg = scores[2 * i], scores[2 * i + 1]
-        pos_score, neg_score = pos.score(protocol.score), neg.score(protocol.score)
-        correct = pair_correct(protocol, cfg.family, pos_score, neg_score)
-        samples.append({
-            "id": pair.id, "positive_key": pair.positive.key, "negative_key": pair.negative.key,
-            "positive_file": pair.positive.file, "negative_file": pair.negative.file,
-            "positive_logprob": pos.logprob, "negative_logprob": neg.logprob,
-            "positive_n": pos.n_scored, "negative_n": neg.n_scored,
-            "positive_units": len(units[2 * i]), "negative_units": len(units[2 * i + 1]),
-            "positive_score": pos_score, "negative_score": neg_score, "correct": correct, "meta": pair.meta})
-    # The same functions `slmeval.verify` re-derives a submitted run with: the two cannot drift apart.
-    metrics, breakdowns = metrics_from_samples(cfg.family, cfg.grouping, samples)
+    # Rows straight to their JSONL lines (encoded once: the samples file and the partial reuse them), and the
+    # metric frame column-wise; the same `metric_frame` and family functions `slmeval.verify` re-derives with.
+    samples, frame = task_samples(pairs, units, [scored[k] for k in which], protocol.score,
+                                  partial(pair_correct, protocol, cfg.family))
+    metrics, breakdowns = compute_metrics(cfg.family, frame, cfg.grouping)
     headline = cfg.headline_for(protocol.name)
     if headline not in metrics:     # the leaderboard and the export would look for it
         raise TaskError(f"task {cfg.name!r} ({cfg.origin}): headline {headline!r} is not a metric that family "
@@ -169,6 +164,20 @@ def run_task(cfg: TaskConfig, lm: LoadedLM, protocol: Protocol, *, data_root, to
     task_hashes = {"items_sha256": items_sha256((p.id, p.positive.key, p.negative.key) for p in pairs),
                    "data_sha256": data_sha256(hashes), "meta_sha256": _meta_hash(pairs), "version": cfg.version}
     return TaskRun(metrics, breakdowns, samples, task_hashes, notes)
+
+
+class _Names(Sequence[str]):
+    """`task:pair:side` of utterance `index[i]`, made only when an error names it (not twice per pair)."""
+
+    def __init__(self, task: str, pairs: list[Pair], index: list[int]):
+        self.task, self.pairs, self.index = task, pairs, index
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i):  # type: ignore[override]
+        u = self.index[i]
+        return f"{self.task}:{self.pairs[u // 2].id}:{('positive', 'negative')[u % 2]}"
 
 
 def _meta_hash(pairs: Sequence[Pair]) -> str:
@@ -194,7 +203,7 @@ def _preflight(task_pairs: dict[str, list[Pair]], out_dir: Path | None, cache_ro
 def _result_files(out_dir: Path, results: dict, runs: dict[str, TaskRun]) -> dict[Path, str]:
     """samples_<task>.jsonl and results.json by resolved path, each refused if it would leave --output."""
     files = {ensure_inside(f"samples_{safe_name(name, 'task name')}.jsonl", out_dir, "samples file"):
-             "".join(jsonl_line(s) for s in r.samples) for name, r in runs.items()}
+             r.samples.text() for name, r in runs.items()}
     files[ensure_inside(RESULTS_FILE, out_dir, "results file")] = dumps(results)   # last: the index of the rest
     return files
 

@@ -15,7 +15,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from slmeval.io import OutputError, ensure_inside, safe_name, write_json
+from slmeval.io import OutputError, atomic_write_text, ensure_inside, safe_name
+from slmeval.samples import partial_text
 
 PARTIAL_DIR = ".partial"
 RUN_FIELDS = {"metrics": dict, "breakdowns": dict, "samples": list, "hashes": dict}
@@ -71,7 +72,7 @@ class PartialStore:
     def save(self, task: str, fingerprint: str, run: dict) -> None:
         path = self.path(task)
         try:
-            write_json(path, {"fingerprint": fingerprint, "run": run})
+            atomic_write_text(path, partial_text(fingerprint, run))   # samples spliced in, not re-encoded
         except OSError as err:
             raise OutputError(f"cannot write {path}: {err.strerror or err}; the results already in {self.out_dir} "
                               "are unchanged") from None

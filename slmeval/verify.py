@@ -19,6 +19,7 @@ import pandas as pd
 from slmeval.metrics import compute_metrics, pair_credit
 from slmeval.registry import Grouping
 from slmeval.results import items_sha256, meta_sha256
+from slmeval.samples import metric_frame
 from slmeval.scoring.protocol import Protocol, reduce_dtype, sequence_score
 
 # Scores are re-derived from log-probs with one division; metrics from the same values through the
@@ -67,8 +68,9 @@ def credit_rule(protocol_record: object, family: str) -> tuple[Callable[[dict], 
 
 def metric_rows(samples: Iterable[dict]) -> pd.DataFrame:
     """One row per pair, as metric families expect: the reader's meta columns, both scores, the credit."""
-    return pd.DataFrame([{**s["meta"], "positive_score": s["positive_score"], "negative_score": s["negative_score"],
-                          "correct": s["correct"]} for s in samples])
+    samples = list(samples)
+    return metric_frame([s["meta"] for s in samples], [s["positive_score"] for s in samples],
+                        [s["negative_score"] for s in samples], [s["correct"] for s in samples])
 
 
 def metrics_from_samples(family: str, grouping: Grouping, samples: list[dict]) -> tuple[dict, dict]:

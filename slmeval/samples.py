@@ -1,0 +1,132 @@
+"""A task's samples (the rows of samples_<task>.jsonl), encoded once, when they are scored.
+
+Per pair, the evaluator used to build a dict, encode it for the resume partial (indented, through a
+recursive NaN cleaner), and encode it again for the samples file: most of the harness's per-pair cost
+(issue 22). Here each row is formatted straight into its JSONL line, the bytes `io.jsonl_line` writes
+for the same dict (its fixed key order, `json`'s float repr and ASCII escapes; anything unusual goes
+through `jsonl_line` itself), and those lines are all that is kept: the samples file and the partial
+are written from them, never re-encoded. `Samples` still reads as a sequence of dicts (parsed on
+access) for exports and tests.
+"""
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from json.encoder import encode_basestring_ascii
+
+import numpy as np
+import pandas as pd
+
+from slmeval.io import _json_default, clean_json, dumps, jsonl_line
+
+SAMPLE_KEYS = ("id", "positive_key", "negative_key", "positive_file", "negative_file", "positive_logprob",
+               "negative_logprob", "positive_n", "negative_n", "positive_units", "negative_units",
+               "positive_score", "negative_score", "correct", "meta")
+_LINE = "{" + ", ".join(f'"{k}": %s' for k in SAMPLE_KEYS) + "}\n"
+# Compact, `json.dumps`' default separators; the C encoder, built once (json.dumps builds one per call).
+_ENCODER = json.JSONEncoder(default=_json_default, allow_nan=False)
+
+
+def encode_value(value: object) -> str:
+    """`value` as `jsonl_line` would write it inside a row (non-finite floats as null)."""
+    kind = type(value)
+    if kind is str:
+        return encode_basestring_ascii(value)
+    if kind is float:
+        return float.__repr__(value) if math.isfinite(value) else "null"
+    if kind is int:
+        return int.__repr__(value)
+    if value is None:
+        return "null"
+    try:
+        return _ENCODER.encode(value)          # no NaN inside: clean_json would change nothing
+    except ValueError:
+        return _ENCODER.encode(clean_json(value))
+
+
+def sample_line(pair_id: object, keys: tuple, files: tuple, logprobs: tuple, ns: tuple, units: tuple,
+                scores: tuple, correct: object, meta: object) -> str:
+    """The JSONL line of one pair: byte for byte `jsonl_line` of the documented sample dict."""
+    return _LINE % (encode_value(pair_id), encode_value(keys[0]), encode_value(keys[1]), encode_value(files[0]),
+                    encode_value(files[1]), encode_value(logprobs[0]), encode_value(logprobs[1]),
+                    encode_value(ns[0]), encode_value(ns[1]), encode_value(units[0]), encode_value(units[1]),
+                    encode_value(scores[0]), encode_value(scores[1]), encode_value(correct), encode_value(meta))
+
+
+class Samples(Sequence):
+    """The lines of samples_<task>.jsonl (each ending in a newline); reads as a sequence of row dicts."""
+
+    def __init__(self, lines: list[str]):
+        self.lines = lines
+
+    @classmethod
+    def from_rows(cls, rows: Iterable[dict]) -> "Samples":
+        return cls([jsonl_line(r) for r in rows])
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    def __getitem__(self, i):  # type: ignore[override]
+        if isinstance(i, slice):
+            return [json.loads(x) for x in self.lines[i]]
+        return json.loads(self.lines[i])
+
+    def __iter__(self) -> Iterator[dict]:
+        return map(json.loads, self.lines)
+
+    def __eq__(self, other: object) -> bool:
+        return list(self) == list(other) if isinstance(other, (Samples, list)) else NotImplemented
+
+    def text(self) -> str:
+        return "".join(self.lines)
+
+
+def as_samples(samples: Samples | Iterable[dict]) -> Samples:
+    return samples if isinstance(samples, Samples) else Samples.from_rows(samples)
+
+
+def partial_text(fingerprint: str, run: dict) -> str:
+    """The `--resume` partial file: `{"fingerprint", "run": {..., "samples": [rows]}}`, its samples spliced
+    in from their JSONL lines (valid JSON: whitespace may separate array elements), not encoded again."""
+    body = {k: v for k, v in run.items() if k != "samples"}
+    head = dumps({"fingerprint": fingerprint, "run": body}).rstrip()        # ...\n  }\n}
+    assert head.endswith("}\n}"), head[-20:]
+    inner = head[: -len("}\n}")].rstrip()
+    sep = "," if body else ""
+    return f'{inner}{sep}\n    "samples": [{",".join(as_samples(run["samples"]).lines)}]\n  }}\n}}\n'
+
+
+def metric_frame(metas: Sequence[dict], positive: Sequence[float] | np.ndarray, negative: Sequence[float] | np.ndarray,
+                 correct: Sequence[float] | np.ndarray) -> pd.DataFrame:
+    """One row per pair, as metric families expect: the meta columns, both scores, the credit — the frame
+    `pd.DataFrame([{**meta, "positive_score", "negative_score", "correct"}, ...])` gives (same columns in the
+    same order, same dtypes), built column-wise instead of from a dict per pair."""
+    frame = pd.DataFrame(list(metas)) if any(metas) else pd.DataFrame(index=pd.RangeIndex(len(metas)))
+    order: dict[str, None] = {}
+    for keys in dict.fromkeys(tuple(m) for m in metas):     # column order: keys as first seen, row by row
+        order.update(dict.fromkeys(keys))
+        order.update(dict.fromkeys(("positive_score", "negative_score", "correct")))
+    for name, values in (("positive_score", positive), ("negative_score", negative), ("correct", correct)):
+        frame[name] = values
+    return frame[list(order)] if list(frame.columns) != list(order) else frame
+
+
+def task_samples(pairs: Sequence, units: Sequence, scores: Sequence, how: str,
+                 credit: Callable[[float, float], float]) -> tuple[Samples, pd.DataFrame]:
+    """The samples of a scored task (utterances and `scores` in pair order: pos, neg, pos, ...) and its
+    metric frame. `how`: the protocol's score (mean | sum); `credit(pos_score, neg_score)`: the pair's credit."""
+    lines, metas, positive, negative, credits = [], [], [], [], []
+    for i, pair in enumerate(pairs):
+        pos, neg = scores[2 * i], scores[2 * i + 1]
+        pos_score, neg_score = pos.score(how), neg.score(how)
+        correct = credit(pos_score, neg_score)
+        lines.append(sample_line(pair.id, (pair.positive.key, pair.negative.key),
+                                 (pair.positive.file, pair.negative.file), (pos.logprob, neg.logprob),
+                                 (pos.n_scored, neg.n_scored), (len(units[2 * i]), len(units[2 * i + 1])),
+                                 (pos_score, neg_score), correct, pair.meta))
+        metas.append(pair.meta)
+        positive.append(pos_score)
+        negative.append(neg_score)
+        credits.append(correct)
+    return Samples(lines), metric_frame(metas, positive, negative, credits)
