@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from collections.abc import Sequence
 from functools import partial
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -25,7 +26,8 @@ from slmeval.plugins import PluginError
 from slmeval.registry import TaskConfig, TaskError, get_tasks
 from slmeval.io import dumps, ensure_inside, safe_name, write_files_together
 from slmeval.preflight import check_free_space, check_writable, estimate_cache_bytes, estimate_output_bytes
-from slmeval.results import RESULTS_FILE, data_sha256, items_sha256, meta_sha256, previous_run_files, provenance
+from slmeval.results import (RESULTS_FILE, data_sha256, items_sha256, meta_sha256, previous_run_files, provenance,
+                             units_sha256_many)
 from slmeval.resume import PARTIAL_DIR, PartialStore, decide
 from slmeval.run_setup import RECIPE, resolve_setup_for_world
 from slmeval.scoring import Protocol, check_protocol, distinct_sequences, get_protocol, score_sequences
@@ -64,8 +66,12 @@ def _utterances(pairs: list[Pair]) -> list:
     return [u for p in pairs for u in (p.positive, p.negative)]
 
 
-def _units_sha256(units) -> str:
-    return hashlib.sha256(json.dumps(list(map(int, units))).encode()).hexdigest()
+def _pretokenised(utts: list) -> tuple[list[np.ndarray], list[str]]:
+    """Units (int64 views of one array) and content hashes of pre-tokenised utterances, all at once."""
+    lengths = np.fromiter(map(len, (u.units for u in utts)), np.int64, len(utts))
+    flat = np.fromiter(chain.from_iterable(u.units for u in utts), np.int64, int(lengths.sum()))
+    ends = np.cumsum(lengths).tolist()
+    return [flat[e - n:e] for e, n in zip(ends, lengths.tolist())], units_sha256_many(flat, lengths)
 
 
 def content_hashes(pairs: list[Pair]) -> list[str]:
@@ -74,7 +80,7 @@ def content_hashes(pairs: list[Pair]) -> list[str]:
     `_units_for` returns, so a resume decision and a fresh run agree on `data_sha256`."""
     utts = _utterances(pairs)
     if all(u.units is not None for u in utts):
-        return [_units_sha256(u.units) for u in utts]
+        return _pretokenised(utts)[1]
     out = []
     for u in utts:
         try:
@@ -91,8 +97,7 @@ def _units_for(pairs: list[Pair], tokenizer, cache, progress: bool, notes: list[
     Under torchrun each rank tokenises its share of the unique audio (slmeval/distributed.py)."""
     utts = _utterances(pairs)
     if all(u.units is not None for u in utts):
-        units = [np.asarray(u.units, dtype=np.int64) for u in utts]
-        return units, [_units_sha256(u) for u in units]
+        return _pretokenised(utts)
     if tokenizer is None:
         raise TaskError("this task holds audio: pass --tokenizer (a tokenizer dir or 'kind:key=value,...')")
     from slmeval.units import tokenize_sources

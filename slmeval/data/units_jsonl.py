@@ -11,7 +11,14 @@ from slmeval.data.base import READERS, DataLayoutError, Pair, Utterance
 EXPECTED = '{"id": ..., "positive": [int, ...], "negative": [int, ...]} per line'
 
 
+_INT_ONLY = {int}
+
+
 def _units(value: object, where: str, side: str) -> tuple[int, ...]:
+    # One pass each in C for the common case (a non-empty list of plain non-negative ints); anything else
+    # takes the item-by-item checks below, which name the offending entry.
+    if type(value) is list and value and set(map(type, value)) == _INT_ONLY and min(value) >= 0:
+        return tuple(value)
     # bool is an int subclass in Python; true/false in a unit list is a producer bug, not unit 1/0.
     if not isinstance(value, list) or not value:
         raise DataLayoutError(f"{where}: {side!r} must be a non-empty list of unit ids, got "

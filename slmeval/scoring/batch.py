@@ -75,6 +75,40 @@ def build_tokens(units: Sequence[int], lm: LoadedLM, protocol: Protocol, *, name
     return tokens
 
 
+def token_arrays(unit_seqs: Sequence[Sequence[int]], lm: LoadedLM, protocol: Protocol, *,
+                 names: Sequence[str]) -> list[np.ndarray]:
+    """`build_tokens` of every sequence (the same ids, int64), built for all of them at once with numpy.
+    When any sequence would be refused (a unit outside the vocabulary, no EOS, too short or too long), every
+    sequence goes through `build_tokens` in order, so the error is the one it gives, naming the first."""
+    if not len(unit_seqs):
+        return []
+    m = lm.mapping
+    lengths = np.fromiter(map(len, unit_seqs), np.int64, len(unit_seqs))
+    flat = np.concatenate([np.asarray(u, dtype=np.int64).reshape(-1) for u in unit_seqs])
+    try:
+        start = m.start_ids(protocol.start_token)
+    except ModelError:
+        start = None
+    end = [m.eos_id] if protocol.score_eos else []
+    sizes = len(start or ()) + lengths + len(end)
+    fine = (start is not None and None not in end and int(sizes.min()) >= 2
+            and (lm.max_length is None or int(sizes.max()) <= lm.max_length)
+            and (not flat.size or (int(flat.min()) >= 0 and int(flat.max()) < m.capacity(lm.vocab_size))))
+    if not fine:
+        return [np.asarray(build_tokens(u, lm, protocol, name=n), dtype=np.int64) for u, n in zip(unit_seqs, names)]
+    mapped = flat + int(m.offset) if m.unit_ids is None else np.asarray(m.unit_ids, dtype=np.int64)[flat]
+    ends = np.cumsum(sizes)
+    begins = ends - sizes
+    out = np.empty(int(ends[-1]), dtype=np.int64)
+    for k, token in enumerate(start):
+        out[begins + k] = token
+    unit_begins = np.cumsum(lengths) - lengths
+    out[np.repeat(begins + len(start) - unit_begins, lengths) + np.arange(len(flat))] = mapped
+    if end:
+        out[ends - 1] = end[0]
+    return [out[a:b] for a, b in zip(begins.tolist(), ends.tolist())]
+
+
 def check_protocol(lm: LoadedLM, protocol: Protocol) -> None:
     """The protocol's start / end tokens exist in this model's mapping — checked once, before any audio work."""
     m = lm.mapping
@@ -108,19 +142,20 @@ def _padded_batch(seqs: list[Sequence[int]], pad: int, device: torch.device, max
     When the longest sequence is one token longer than the model's context (`max_inputs`), the last
     column is not fed: every row's last token is a target only, so no prediction needs it, and a model
     with learned absolute positions (OPT, GPT-2) would fail on a position past its table. Batches that
-    fit are fed whole, as before (bit-identical scores)."""
-    width = len(seqs[0])
-    if max_inputs is not None and width > max_inputs:
-        width -= 1
-    ids = np.full((len(seqs), width), pad, dtype=np.int64)
-    mask = np.zeros((len(seqs), width), dtype=np.int64)
-    rows, targets = [], []
-    for r, seq in enumerate(seqs):
-        ids[r, :len(seq)] = seq[:width]
-        mask[r, :len(seq)] = 1
-        rows.append(np.arange(r * width, r * width + len(seq) - 1))     # position j predicts token j+1
-        targets.append(ids[r, 1:len(seq)] if len(seq) <= width else np.asarray(seq[1:], dtype=np.int64))
-    host = [torch.from_numpy(a) for a in (ids, mask, np.concatenate(rows), np.concatenate(targets))]
+    fit are fed whole, as before (bit-identical scores). Built from masks over the whole batch, row by row
+    as a mask is read, not sequence by sequence."""
+    lengths = np.fromiter(map(len, seqs), np.int64, len(seqs))
+    full = int(lengths[0])
+    width = full - 1 if max_inputs is not None and full > max_inputs else full
+    positions = np.arange(full)
+    real = positions < lengths[:, None]
+    padded = np.full((len(seqs), full), pad, dtype=np.int64)
+    padded[real] = np.concatenate(seqs)
+    predicts = positions < (lengths - 1)[:, None]           # position j predicts token j+1 (j < width always)
+    rows = np.flatnonzero(predicts[:, :width])              # their rows in the fed [B, width] batch
+    targets = padded[:, 1:][predicts[:, :-1]]
+    ids, mask = np.ascontiguousarray(padded[:, :width]), real[:, :width].astype(np.int64)
+    host = [torch.from_numpy(a) for a in (ids, mask, rows, targets)]
     if device.type == "cuda":
         host = [t.pin_memory() for t in host]
     return tuple(t.to(device, non_blocking=True) for t in host)   # type: ignore[return-value]
@@ -182,11 +217,14 @@ def distinct_sequences(seqs: Sequence[Sequence[int]]) -> tuple[list[int], list[i
     length, so two copies could otherwise sit in batches of different padded widths and differ by
     float rounding (~1e-7 in float32, more in bf16) — a pair with identical sides would stop being a
     tie, and the protocol's tie rule would not decide it."""
-    seen: dict[tuple[int, ...], int] = {}
+    seen: dict[bytes, int] = {}
     firsts: list[int] = []
     index: list[int] = []
     for i, seq in enumerate(seqs):
-        k = seen.setdefault(tuple(seq), len(seen))
+        # the int64 bytes of a sequence: one C call for the arrays the pipeline passes (a tuple of numpy ints
+        # hashes element by element)
+        is_int64 = type(seq) is np.ndarray and seq.dtype == np.int64 and seq.ndim == 1
+        k = seen.setdefault((seq if is_int64 else np.asarray(seq, dtype=np.int64)).tobytes(), len(seen))
         if k == len(firsts):
             firsts.append(i)
         index.append(k)
@@ -198,7 +236,7 @@ def score_sequences(lm: LoadedLM, unit_seqs: Sequence[Sequence[int]], protocol: 
                     progress: bool = True) -> list[SequenceScore]:
     """Score unit sequences under a protocol (equal sequences once, so they score equally); a NaN/inf
     score is an error naming the item."""
-    tokens = [build_tokens(u, lm, protocol, name=n) for u, n in zip(unit_seqs, names)]
+    tokens = token_arrays(unit_seqs, lm, protocol, names=names)
     firsts, index = distinct_sequences(tokens)
     per_token = sequence_logprobs(lm, [tokens[i] for i in firsts], batch_size=batch_size, backend=backend,
                                   progress=progress, logprob_dtype=protocol.logprob_dtype)
