@@ -45,9 +45,24 @@ def encode_value(value: object) -> str:
         return _ENCODER.encode(clean_json(value))
 
 
+# The usual row: text id and keys, finite Python floats, ints: %r of a float is the repr json writes.
+_FAST_LINE = ('{"id": %s, "positive_key": %s, "negative_key": %s, "positive_file": %s, "negative_file": %s, '
+              '"positive_logprob": %r, "negative_logprob": %r, "positive_n": %d, "negative_n": %d, '
+              '"positive_units": %d, "negative_units": %d, "positive_score": %r, "negative_score": %r, '
+              '"correct": %r, "meta": %s}\n')
+_FLOAT = float
+
+
 def sample_line(pair_id: object, keys: tuple, files: tuple, logprobs: tuple, ns: tuple, units: tuple,
                 scores: tuple, correct: object, meta: object) -> str:
     """The JSONL line of one pair: byte for byte `jsonl_line` of the documented sample dict."""
+    numbers = (*logprobs, *scores, correct)
+    if (type(pair_id) is str and type(keys[0]) is str and type(keys[1]) is str and type(ns[0]) is int
+            and type(ns[1]) is int and all(type(x) is _FLOAT and math.isfinite(x) for x in numbers)):
+        return _FAST_LINE % (encode_basestring_ascii(pair_id), encode_basestring_ascii(keys[0]),
+                             encode_basestring_ascii(keys[1]), encode_value(files[0]), encode_value(files[1]),
+                             logprobs[0], logprobs[1], ns[0], ns[1], units[0], units[1], scores[0], scores[1],
+                             correct, encode_value(meta))
     return _LINE % (encode_value(pair_id), encode_value(keys[0]), encode_value(keys[1]), encode_value(files[0]),
                     encode_value(files[1]), encode_value(logprobs[0]), encode_value(logprobs[1]),
                     encode_value(ns[0]), encode_value(ns[1]), encode_value(units[0]), encode_value(units[1]),

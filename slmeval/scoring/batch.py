@@ -42,6 +42,23 @@ def reduce_logprobs(per_token: np.ndarray, dtype: str) -> float:
     return float(torch.as_tensor(per_token, dtype=torch.float32).sum().to(dt))
 
 
+def _sums(per_token: list[np.ndarray], dtype: str) -> list[float]:
+    """`reduce_logprobs` of every sequence. In float64, the sequences of one length are stacked and summed
+    along rows: numpy reduces each contiguous row with the same pairwise summation as a 1-D sum (bit-equal,
+    checked by tests/test_regression_outputs.py), in one call instead of one per sequence."""
+    if dtype not in ("float32", "float64"):
+        return [reduce_logprobs(lp, dtype) for lp in per_token]
+    by_length: dict[int, list[int]] = {}
+    for i, lp in enumerate(per_token):
+        by_length.setdefault(len(lp), []).append(i)
+    out = [0.0] * len(per_token)
+    for n, idx in by_length.items():
+        sums = np.stack([per_token[i] for i in idx]).sum(axis=1).tolist() if n else [0.0] * len(idx)
+        for i, total in zip(idx, sums):
+            out[i] = total
+    return out
+
+
 def build_tokens(units: Sequence[int], lm: LoadedLM, protocol: Protocol, *, name: str = "") -> list[int]:
     """Units → the token ids the protocol scores: start ids + unit tokens... + [EOS].
 
@@ -242,12 +259,11 @@ def score_sequences(lm: LoadedLM, unit_seqs: Sequence[Sequence[int]], protocol: 
                                   progress=progress, logprob_dtype=protocol.logprob_dtype)
     skip = context_length(lm, protocol) - 1       # predictions of prefix tokens are not scored
     dtype = reduce_dtype(protocol)
+    scored = [lp[skip:] for lp in per_token]
     scores = []
-    for lp, name in zip(per_token, (names[i] for i in firsts)):
-        lp = lp[skip:]
-        total = reduce_logprobs(lp, dtype)
+    for k, total in enumerate(_sums(scored, dtype)):
         if not math.isfinite(total):
-            raise ScoringError(f"{name}: log-likelihood is {total} (non-finite model output; "
+            raise ScoringError(f"{names[firsts[k]]}: log-likelihood is {total} (non-finite model output; "
                                "try --dtype float32)")
-        scores.append(SequenceScore(total, len(lp), dtype))
+        scores.append(SequenceScore(total, len(scored[k]), dtype))
     return [scores[k] for k in index]
