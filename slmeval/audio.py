@@ -73,11 +73,14 @@ def resample(wav: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
     return resample_poly(wav, sr_out // g, sr_in // g).astype(np.float32)
 
 
-def load_audio(source: AudioSource, *, target_sr: int = TARGET_SR, name: str | None = None) -> np.ndarray:
+def load_audio(source: AudioSource, *, target_sr: int = TARGET_SR, name: str | None = None,
+               conversions: list[tuple[str, str]] | None = None) -> np.ndarray:
     """Read a file path or encoded bytes (wav/flac/ogg) → 1-D float32 at `target_sr`, mono.
 
     Stereo is averaged to mono and other rates are resampled, each with an INFO log line naming the
-    file, so a run's log says exactly which inputs were converted.
+    file, so a run's log says exactly which inputs were converted — or, with `conversions`, appended
+    there as (file, "resampled 44100 Hz -> 16000 Hz") for the caller to summarise (one line per task,
+    not one per file: `tokenize_sources`).
     """
     label = _describe(source, name)
     try:
@@ -94,7 +97,7 @@ def load_audio(source: AudioSource, *, target_sr: int = TARGET_SR, name: str | N
     if wav.shape[0] == 0:
         raise AudioError(f"{label}: audio file has no samples")
     if wav.shape[1] > 1:
-        log.info("%s: %d channels, averaged to mono", label, wav.shape[1])
+        _converted(conversions, label, f"{wav.shape[1]} channels, averaged to mono")
     mono = wav.mean(axis=1)
     if not np.isfinite(mono).all():
         raise AudioError(f"{label}: audio holds NaN or infinite samples")
@@ -103,9 +106,25 @@ def load_audio(source: AudioSource, *, target_sr: int = TARGET_SR, name: str | N
         raise AudioError(f"{label}: samples reach {peak:.3g}, beyond any recording's range (full scale is 1.0; "
                          f"at most {MAX_PEAK:g} is accepted); the front end would overflow and give wrong units")
     if sr != target_sr:
-        log.info("%s: resampled %d Hz -> %d Hz", label, sr, target_sr)
+        _converted(conversions, label, f"resampled {sr} Hz -> {target_sr} Hz")
         mono = resample(mono, sr, target_sr)
     return mono
+
+
+def _converted(conversions: list[tuple[str, str]] | None, label: str, what: str) -> None:
+    if conversions is None:
+        log.info("%s: %s", label, what)
+    else:
+        conversions.append((label, what))
+
+
+def summarise_conversions(conversions: list[tuple[str, str]], limit: int = 3) -> list[str]:
+    """One line per kind of conversion: how many files, and the first few by name."""
+    by_kind: dict[str, list[str]] = {}
+    for label, what in conversions:
+        by_kind.setdefault(what, []).append(label)
+    return [f"{what}: {len(files)} file(s) ({', '.join(files[:limit])}{', ...' if len(files) > limit else ''})"
+            for what, files in by_kind.items()]
 
 
 def write_audio(path: str | Path, wav: np.ndarray, sr: int = TARGET_SR) -> None:

@@ -13,7 +13,9 @@ import io
 import json
 import logging
 import os
+import re
 from collections import Counter
+from collections.abc import Iterable
 from functools import partial
 from pathlib import Path
 
@@ -42,6 +44,7 @@ class UnitCache:
         self.identity = identity
         self.key = identity_key(identity)
         self.dir = Path(root).expanduser() / "units" / self.key[:32]
+        self._dir = str(self.dir)
         ident_file = self.dir / "identity.json"
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
@@ -53,20 +56,34 @@ class UnitCache:
                               "elsewhere or --no-cache); no results were written") from None
 
     def path(self, audio_sha256: str) -> Path:
-        if len(audio_sha256) != 64 or not all(c in "0123456789abcdef" for c in audio_sha256):
+        return Path(self._path(audio_sha256))
+
+    def _path(self, audio_sha256: str) -> str:
+        if not isinstance(audio_sha256, str) or not _SHA256_HEX.fullmatch(audio_sha256):
             raise ValueError(f"not a lowercase sha256 hex digest: {audio_sha256!r}")
-        return self.dir / audio_sha256[:2] / f"{audio_sha256}.units"
+        return os.path.join(self._dir, audio_sha256[:2], audio_sha256 + ".units")
+
+    def get_many(self, shas: Iterable[str]) -> dict[str, tuple[np.ndarray, bool]]:
+        """{sha: (units, near-silent)} for every sha with a sound entry: one pass over the entries, the
+        many-hits case of a warm cache (no Path objects, the arrays read from the bytes directly)."""
+        found = {}
+        for sha in dict.fromkeys(shas):
+            units = self.get(sha)
+            if units is not None:
+                found[sha] = (units, os.path.exists(self._path(sha)[: -len(".units")] + SILENT_SUFFIX))
+        return found
 
     def get(self, audio_sha256: str) -> np.ndarray | None:
-        path = self.path(audio_sha256)
+        path = self._path(audio_sha256)
         try:
-            blob = path.read_bytes()
+            with open(path, "rb") as fh:
+                blob = fh.read()
         except FileNotFoundError:
             return None
         problem = self._check(blob)
         if problem is None:
             try:
-                units = np.load(io.BytesIO(blob[len(ENTRY_MAGIC) + DIGEST_BYTES:]), allow_pickle=False)
+                units = _read_npy(memoryview(blob)[len(ENTRY_MAGIC) + DIGEST_BYTES:])
             except (ValueError, OSError, EOFError) as err:
                 units, problem = None, f"unreadable array ({err})"
             else:
@@ -74,7 +91,7 @@ class UnitCache:
                     problem = f"unexpected content (dtype {units.dtype}, shape {units.shape})"
         if problem is not None:
             log.warning("unit cache entry %s is damaged (%s); it will be recomputed", path, problem)
-            path.unlink(missing_ok=True)
+            Path(path).unlink(missing_ok=True)
             return None
         return units
 
@@ -103,7 +120,23 @@ class UnitCache:
                               "elsewhere or --no-cache); no results were written") from None
 
     def near_silent(self, audio_sha256: str) -> bool:
-        return self.path(audio_sha256).with_suffix(SILENT_SUFFIX).exists()
+        return os.path.exists(self._path(audio_sha256)[: -len(".units")] + SILENT_SUFFIX)
+
+
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+_NPY_INT64 = b"\x93NUMPY\x01\x00"
+_NPY_HEAD = re.compile(rb"\{'descr': '<i8', 'fortran_order': False, 'shape': \((\d+),\), \} *\n")
+
+
+def _read_npy(payload: memoryview) -> np.ndarray:
+    """The array `np.save` wrote: a 1-D little-endian int64 array (what `put` writes) straight from its
+    header; anything else through `np.load` (the general reader, and its errors)."""
+    if bytes(payload[:8]) == _NPY_INT64:
+        size = int.from_bytes(payload[8:10], "little")
+        head = _NPY_HEAD.fullmatch(bytes(payload[10:10 + size]))
+        if head is not None and len(payload) == 10 + size + 8 * int(head.group(1)):
+            return np.frombuffer(payload, dtype="<i8", offset=10 + size).astype(np.int64)
+    return np.load(io.BytesIO(payload), allow_pickle=False)
 
 
 def _source_bytes(source: Path | bytes, name: str) -> bytes:
@@ -117,10 +150,12 @@ def _source_bytes(source: Path | bytes, name: str) -> bytes:
         raise AudioError(f"{name}: cannot read audio file ({err})") from err
 
 
-def _decode(sources: list, names: list[str], i: int) -> np.ndarray:
+def _decode(sources: list, names: list[str], i: int) -> tuple[np.ndarray, list[tuple[str, str]]]:
+    """(waveform, its conversions): summarised by the caller (a DataLoader worker's log lines would not be)."""
     from slmeval.audio import load_audio
 
-    return load_audio(_source_bytes(sources[i], names[i]), name=names[i])
+    conversions: list[tuple[str, str]] = []
+    return load_audio(_source_bytes(sources[i], names[i]), name=names[i], conversions=conversions), conversions
 
 
 def _size(source: Path | bytes) -> int:
@@ -155,7 +190,7 @@ def tokenize_sources(sources: list[Path | bytes], names: list[str], tokenizer: U
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from slmeval.audio import NEAR_SILENT_DBFS, is_near_silent
+    from slmeval.audio import NEAR_SILENT_DBFS, is_near_silent, summarise_conversions
     from slmeval.units.batching import decoded
 
     if len(sources) != len(names):
@@ -170,20 +205,17 @@ def tokenize_sources(sources: list[Path | bytes], names: list[str], tokenizer: U
     silent: set[str] = set()
     shas: list[str] = []
     first_index: dict[str, int] = {}
+    conversions: list[tuple[str, str]] = []
     with Progress(*columns, disable=not progress) as bar:
         task = bar.add_task(f"units ({tokenizer.identity.get('kind', '?')})", total=len(sources))
-        for i, (source, name) in enumerate(zip(sources, names)):
-            sha = hashlib.sha256(_source_bytes(source, name)).hexdigest()
-            shas.append(sha)
-            if sha in first_index or sha in units_by_sha:
-                continue
-            cached = cache.get(sha) if cache is not None else None
-            if cached is not None:
-                units_by_sha[sha] = cached
-                if cache.near_silent(sha):
-                    silent.add(sha)
-            else:
-                first_index[sha] = i
+        shas = [hashlib.sha256(_source_bytes(source, name)).hexdigest() for source, name in zip(sources, names)]
+        for sha, (units, quiet) in (cache.get_many(shas) if cache is not None else {}).items():
+            units_by_sha[sha] = units
+            if quiet:
+                silent.add(sha)
+        for i, sha in enumerate(shas):
+            if sha not in units_by_sha:
+                first_index.setdefault(sha, i)
         n_hits = sum(1 for s in shas if s in units_by_sha)
         bar.advance(task, n_hits)
 
@@ -194,7 +226,8 @@ def tokenize_sources(sources: list[Path | bytes], names: list[str], tokenizer: U
         read = partial(_decode, sources, names)
         for batch in decoded(misses, read, batch_size=batch_size, workers=workers):
             chunk, wavs = [(sha, i) for sha, i, _ in batch], []
-            for sha, i, wav in batch:
+            for sha, i, (wav, converted) in batch:
+                conversions += converted
                 if is_near_silent(wav):
                     silent.add(sha)
                 try:
@@ -213,6 +246,8 @@ def tokenize_sources(sources: list[Path | bytes], names: list[str], tokenizer: U
         log.warning("%s", note)
         if notes is not None:
             notes.append(note)
+    for line in summarise_conversions(conversions):     # one line per kind, not one per file
+        log.info("units: %s", line)
     log.info("units: %d sources, %d unique, %d from cache, %d encoded",
              len(sources), len(set(shas)), len(set(shas)) - len(misses), len(misses))
     return [units_by_sha[s].copy() for s in shas], shas
