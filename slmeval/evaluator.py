@@ -27,7 +27,7 @@ from slmeval.registry import TaskConfig, TaskError, get_tasks
 from slmeval.io import dumps, ensure_inside, safe_name, write_files_together
 from slmeval.preflight import check_free_space, check_writable, estimate_cache_bytes, estimate_output_bytes
 from slmeval.results import (RESULTS_FILE, data_sha256, items_sha256, meta_sha256, previous_run_files, provenance,
-                             units_sha256_many)
+                             units_sha256)
 from slmeval.resume import PARTIAL_DIR, PartialStore, decide
 from slmeval.run_setup import RECIPE, resolve_setup_for_world
 from slmeval.scoring import Protocol, check_protocol, distinct_sequences, get_protocol, score_sequences
@@ -71,7 +71,7 @@ def _pretokenised(utts: list) -> tuple[list[np.ndarray], list[str]]:
     lengths = np.fromiter(map(len, (u.units for u in utts)), np.int64, len(utts))
     flat = np.fromiter(chain.from_iterable(u.units for u in utts), np.int64, int(lengths.sum()))
     ends = np.cumsum(lengths).tolist()
-    return [flat[e - n:e] for e, n in zip(ends, lengths.tolist())], units_sha256_many(flat, lengths)
+    return [flat[e - n:e] for e, n in zip(ends, lengths.tolist())], [units_sha256(u.units) for u in utts]
 
 
 def content_hashes(pairs: list[Pair]) -> list[str]:

@@ -12,10 +12,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable
 
-import numpy as np
-
 import slmeval
-from slmeval.io import SAFE_NAME, jsonl_line
+from slmeval.io import SAFE_NAME, int_list_json, jsonl_line
 
 RESULTS_FILE = "results.json"
 
@@ -118,36 +116,4 @@ def previous_run_files(out_dir: str | Path) -> list[Path]:
 
 def units_sha256(units) -> str:
     """sha256 of a unit sequence as JSON text, `[3, 14, 15]` (the content hash of a pre-tokenised utterance)."""
-    return hashlib.sha256(json.dumps(list(map(int, units))).encode()).hexdigest()
-
-
-def units_sha256_many(flat: np.ndarray, lengths: np.ndarray) -> list[str]:
-    """`units_sha256` of every sequence of a task, given as all units end to end (`flat`, int64) and each
-    sequence's length: the JSON text of all of them is formatted at once with numpy (digit by digit)
-    instead of one `json.dumps` per sequence. Sequences it does not cover (empty, negative ids) take
-    `units_sha256` itself."""
-    ends = np.cumsum(lengths)
-    starts_units = ends - lengths
-    if not len(lengths) or not lengths.all() or flat.min() < 0:
-        return [units_sha256(flat[a:b]) for a, b in zip(starts_units.tolist(), ends.tolist())]
-    # One row per unit: ["[" if first] digits, right-aligned after zero bytes, ", " (or "]" if last). The
-    # zero bytes dropped, the rows run together into the text of every sequence.
-    w = len(str(int(flat.max())))
-    rows = np.zeros((len(flat), w + 3), np.uint8)
-    digits, rest = np.ones(len(flat), np.int64), flat.copy()
-    for j in range(w):                                   # j-th digit from the right, where the id has one
-        present = flat >= 10 ** j if j else np.ones(len(flat), bool)
-        rows[:, w - j] = np.where(present, 48 + rest % 10, 0)
-        if j:
-            digits += present
-        rest //= 10
-    rows[:, w + 1], rows[:, w + 2] = ord(","), ord(" ")
-    rows[starts_units, 0] = ord("[")
-    rows[ends - 1, w + 1], rows[ends - 1, w + 2] = ord("]"), 0
-    sizes = np.add.reduceat(digits, starts_units) + 2 * lengths      # "[" + ids + ", " x (n - 1) + "]"
-    text_ends = np.cumsum(sizes)
-    text_starts = text_ends - sizes
-    buf = rows[rows != 0]
-    text = memoryview(buf.tobytes())
-    sha = hashlib.sha256
-    return [sha(text[a:b]).hexdigest() for a, b in zip(text_starts.tolist(), text_ends.tolist())]
+    return hashlib.sha256(int_list_json(units)).hexdigest()
