@@ -101,7 +101,9 @@ def token_arrays(unit_seqs: Sequence[Sequence[int]], lm: LoadedLM, protocol: Pro
         return []
     m = lm.mapping
     lengths = np.fromiter(map(len, unit_seqs), np.int64, len(unit_seqs))
-    flat = np.concatenate([np.asarray(u, dtype=np.int64).reshape(-1) for u in unit_seqs])
+    flat = np.concatenate(unit_seqs).astype(np.int64, copy=False)   # 1-D sequences: one C call
+    if flat.ndim != 1 or len(flat) != int(lengths.sum()):
+        flat = np.concatenate([np.asarray(u, dtype=np.int64).reshape(-1) for u in unit_seqs])
     try:
         start = m.start_ids(protocol.start_token)
     except ModelError:
@@ -227,6 +229,9 @@ def sequence_logprobs(lm: LoadedLM, sequences: Sequence[Sequence[int]], *, batch
     return out  # type: ignore[return-value]
 
 
+_INT64 = np.dtype(np.int64)
+
+
 def distinct_sequences(seqs: Sequence[Sequence[int]]) -> tuple[list[int], list[int]]:
     """(position of the first copy of each distinct sequence; for every input, which distinct one it is).
 
@@ -240,7 +245,7 @@ def distinct_sequences(seqs: Sequence[Sequence[int]]) -> tuple[list[int], list[i
     for i, seq in enumerate(seqs):
         # the int64 bytes of a sequence: one C call for the arrays the pipeline passes (a tuple of numpy ints
         # hashes element by element)
-        is_int64 = type(seq) is np.ndarray and seq.dtype == np.int64 and seq.ndim == 1
+        is_int64 = type(seq) is np.ndarray and seq.dtype is _INT64 and seq.ndim == 1
         k = seen.setdefault((seq if is_int64 else np.asarray(seq, dtype=np.int64)).tobytes(), len(seen))
         if k == len(firsts):
             firsts.append(i)
