@@ -108,20 +108,6 @@ def write_jsonl(path: str | Path, rows: Iterable[dict]) -> None:
     atomic_write_text(path, "".join(jsonl_line(r) for r in rows))
 
 
-def loads(text: str) -> Any:
-    """`json.loads(text)`, parsed by orjson where it can (the same values: it is strict JSON, floats
-    correctly rounded, the last of duplicate keys wins). What orjson refuses (NaN / Infinity, lone
-    surrogates, broken JSON) goes to `json.loads`, which gives its value or its error; so does text with a
-    run of 19+ digits (orjson reads an integer beyond 64 bits as a float, json as the integer)."""
-    if orjson is not None and not _LONG_DIGITS.search(text):
-        try:
-            return orjson.loads(text)
-        except orjson.JSONDecodeError:
-            pass
-    return json.loads(text)
-
-
-_LONG_DIGITS = re.compile(r"\d{19}")
 _INT_LIST_CHARS = b"0123456789,-[]"
 
 

@@ -14,7 +14,7 @@ import torch
 
 from _units_helpers import SENTENCES, CountingTokenizer, speech
 from slmeval.audio import write_audio
-from slmeval.io import int_list_json, jsonl_line, loads
+from slmeval.io import int_list_json, jsonl_line
 from slmeval.models.base import UnitMapping
 from slmeval.results import meta_sha256
 from slmeval.samples import Samples, metric_frame, partial_text, sample_line
@@ -71,23 +71,6 @@ def test_metric_frame_is_the_frame_of_one_dict_per_pair():
                             for m, p, n, c in zip(metas, pos, neg, credit)])
         pd.testing.assert_frame_equal(metric_frame(metas, pos, neg, credit), old)
         pd.testing.assert_frame_equal(metric_frame(metas, np.array(pos), np.array(neg), np.array(credit)), old)
-
-
-@pytest.mark.parametrize("text", ['{"id": 1, "positive": [1, 2], "x": 1.5e-300}', '{"a": 1, "a": 2}', "NaN", "1e400",
-                                  "[18446744073709551616, -9223372036854775809]", '"\\ud800x"', "[1, 2.0, true, null]",
-                                  '{"k": "\\u00e9\\u2028"}', "0.1", "-0.0"])
-def test_loads_gives_what_json_gives(text):
-    got, want = loads(text), json.loads(text)
-    assert json.dumps(got) == json.dumps(want) and type(got) is type(want)
-
-
-@pytest.mark.parametrize("text", ['{"id": 1,', "[1, 2,]", "{'a': 1}", ""])
-def test_loads_fails_as_json_fails(text):
-    with pytest.raises(json.JSONDecodeError) as want:
-        json.loads(text)
-    with pytest.raises(json.JSONDecodeError) as got:
-        loads(text)
-    assert str(got.value) == str(want.value)
 
 
 @pytest.mark.parametrize("seq", [(), (0,), (3, 14, 15), [10**18, 2**63 - 1], (-1, 5), (2**64, 1), (True, False, 2),

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 from slmeval.data._common import natural_key
-from slmeval.io import loads
 from slmeval.data.base import READERS, DataLayoutError, Pair, Utterance
 
 EXPECTED = '{"id": ..., "positive": [int, ...], "negative": [int, ...]} per line'
@@ -47,7 +46,7 @@ def read_units_jsonl(path: Path) -> list[Pair]:
             continue
         where = f"{path}:{lineno}"
         try:
-            rec = loads(line)                 # orjson where it can: the same values as json.loads
+            rec = json.loads(line)
         except json.JSONDecodeError as err:
             raise DataLayoutError(f"{where}: invalid JSON ({err.msg} at column {err.colno})") from err
         if not isinstance(rec, dict):
