@@ -5,8 +5,8 @@ files must not change by one byte).
 writes (results.json and samples_<task>.jsonl), with only the fields that legitimately vary between
 two runs normalised: the date, the slmeval version and git sha, and the temporary / checkout folders
 inside paths. tests/test_regression_outputs.py reruns the same runs and compares byte for byte. The
-fixture was written by the code of main at d7d8746, the commit the per-pair overhead work (issue 22)
-starts from.
+fixture was written by the code of main at 930071b, without the per-pair overhead work of issue 22
+(re-record after a deliberate change of the output, e.g. a new results.json field, and say so).
 
 The runs: the four bundled mini tasks through the demo tokenizer and model (the audio path, unit
 cache cold and then warm), units_jsonl tasks with ties (identical sides), the same unit sequence in

@@ -51,7 +51,9 @@ def assert_same_files(run: str, got: dict[str, str]) -> None:
             if got[name] != text:
                 lines = [(i, a, b) for i, (a, b) in enumerate(zip(text.splitlines(), got[name].splitlines()), 1) if a != b]
                 first = lines[0] if lines else ("length", len(text), len(got[name]))
-                pytest.fail(f"{run}/{name} differs from the recorded bytes; first difference (line, was, now): {first}")
+                pytest.fail(f"{run}/{name} differs from the recorded bytes; first difference (line, was, now): {first}. "
+                            "If the output changed on purpose (a new results.json field), re-record the fixture: "
+                            "python tests/_regression.py --write")
         else:
             assert _close(_parse(name, got[name]), _parse(name, text)), f"{run}/{name}"
 
