@@ -73,6 +73,18 @@ def write_units_tasks(folder: Path, n_units: int = 100, seed: int = 0) -> Path:
     return folder
 
 
+def _checkout_roots() -> dict[str, str]:
+    """This checkout, and the one the built-in task files are read from (an editable install may point at
+    another checkout than the tests': both are `<repo>`)."""
+    import slmeval.tasks
+
+    tasks_root = Path(next(iter(slmeval.tasks.__path__))).resolve().parent
+    return {str(tasks_root): "<repo>", str(REPO): "<repo>"}
+
+
+REPO_ROOTS = _checkout_roots()
+
+
 def normalise(text: str, roots: dict[str, str]) -> str:
     """The bytes of a result file with what legitimately differs between runs replaced."""
     for path, label in sorted(roots.items(), key=lambda kv: -len(kv[0])):
@@ -95,7 +107,7 @@ def runs(work: Path) -> dict[str, dict[str, str]]:
 
     tasks = write_units_tasks(work / "tasks")
     cache = work / "cache"
-    roots = {str(work): "<work>", str(REPO): "<repo>"}
+    roots = {str(work): "<work>", **REPO_ROOTS}
     common = dict(model=MODEL, include_path=[tasks], batch_size=8, progress=False)
     out: dict[str, dict[str, str]] = {}
     for name, kwargs in {
@@ -153,7 +165,7 @@ def torchrun_run(work: Path, tasks: Path | None = None) -> dict[str, str]:
            "--cache-dir", str(work / "torchrun_cache"), "--batch-size", "8", "--no-progress"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, cwd=REPO)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return run_files(out, {str(work): "<work>", str(REPO): "<repo>"})
+    return run_files(out, {str(work): "<work>", **REPO_ROOTS})
 
 
 def environment() -> dict:
