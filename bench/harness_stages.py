@@ -37,7 +37,7 @@ STAGES = [("read + validate JSONL", "slmeval.evaluator", "read_task"),
           ("de-duplication (units)", "slmeval.evaluator", "distinct_sequences"),
           ("model forward (backbone + log-softmax head)", "slmeval.models.base", "LoadedLM.hidden_states"),
           ("model forward (backbone + log-softmax head)", "slmeval.scoring.batch", "target_logprobs"),
-          ("partial result (--resume file)", "slmeval.resume", "PartialStore.save"),
+          ("partial result (--resume file)", "slmeval.results.resume", "PartialStore.save"),
           ("result files", "slmeval.evaluator", "write_files_together"),
           ("_score", "slmeval.evaluator", "score_sequences"),
           ("_task", "slmeval.evaluator", "run_task")]

@@ -18,23 +18,23 @@ import numpy as np
 
 from slmeval.data import Pair, read_pairs
 from slmeval.distributed import World, check_device, current_world, shard_sources, world_device
-from slmeval.exports import check_exports, parse_exports, run_exports
-from slmeval.metrics import FAMILY_SHAPE, METRIC_FAMILIES, compute_metrics
+from slmeval.exports.base import check_exports, parse_exports, run_exports
+from slmeval.metrics.families import FAMILY_SHAPE, METRIC_FAMILIES, compute_metrics
 from slmeval.models import LoadedLM, load_lm, parse_kv
 from slmeval.models.instance import is_model_object, wrap_model
 from slmeval.plugins import PluginError
-from slmeval.registry import TaskConfig, TaskError, get_tasks
+from slmeval.task_loader.registry import TaskConfig, TaskError, get_tasks
 from slmeval.io import dumps, ensure_inside, safe_name, write_files_together
-from slmeval.preflight import check_free_space, check_writable, estimate_cache_bytes, estimate_output_bytes
-from slmeval.results import (RESULTS_FILE, data_sha256, items_sha256, meta_sha256, previous_run_files, provenance,
+from slmeval.results.preflight import check_free_space, check_writable, estimate_cache_bytes, estimate_output_bytes
+from slmeval.results.files import (RESULTS_FILE, data_sha256, items_sha256, meta_sha256, previous_run_files, provenance,
                              units_sha256)
-from slmeval.resume import PARTIAL_DIR, PartialStore, decide
+from slmeval.results.resume import PARTIAL_DIR, PartialStore, decide
 from slmeval.run_setup import RECIPE, resolve_setup_for_world
 from slmeval.scoring import Protocol, check_protocol, distinct_sequences, get_protocol, score_sequences
 from slmeval.scoring.logprobs import effective_backend
-from slmeval.samples import Samples, as_samples, task_samples
-from slmeval.task_data import TaskData, resolve_for_world, resolve_task_data
-from slmeval.verify import pair_correct
+from slmeval.results.samples import Samples, as_samples, task_samples
+from slmeval.task_loader.data import TaskData, resolve_for_world, resolve_task_data
+from slmeval.results.verify import pair_correct
 
 log = logging.getLogger(__name__)
 __all__ = ["PARTIAL_DIR", "TaskRun", "evaluate", "run_task"]
@@ -111,7 +111,7 @@ def _units_for(pairs: list[Pair], tokenizer, cache, progress: bool, notes: list[
 
 
 def read_task(cfg: TaskConfig, data_root, located: TaskData | None = None) -> list[Pair]:
-    """The task's pairs from its local layout or its pinned public copy (slmeval/task_data.py)."""
+    """The task's pairs from its local layout or its pinned public copy (slmeval/task_loader/data.py)."""
     located = located or resolve_task_data([cfg], data_root)[cfg.name]
     pairs = read_pairs(located.source, located.path, **located.options)
     if not pairs:
@@ -158,7 +158,7 @@ def run_task(cfg: TaskConfig, lm: LoadedLM, protocol: Protocol, *, data_root, to
         batch_size=batch_size, backend=backend, progress=progress), range(len(firsts)),
         weights=[len(units[i]) for i in firsts])
     # Rows straight to their JSONL lines (encoded once: the samples file and the partial reuse them), and the
-    # metric frame column-wise; the same `metric_frame` and family functions `slmeval.verify` re-derives with.
+    # metric frame column-wise; the same `metric_frame` and family functions `slmeval.results.verify` re-derives with.
     samples, frame = task_samples(pairs, units, [scored[k] for k in which], protocol.score,
                                   partial(pair_correct, protocol, cfg.family))
     metrics, breakdowns = compute_metrics(cfg.family, frame, cfg.grouping)

@@ -25,7 +25,7 @@ from slmeval.data import READERS
 from slmeval.distributed import check_device
 from slmeval.models import LoadedLM, ModelError, ModelPlan, inspect_model
 from slmeval.plugins import PluginError
-from slmeval.registry import TaskConfig
+from slmeval.task_loader.registry import TaskConfig
 from slmeval.units import PRESETS, TokenizerError, load_spec_file, load_tokenizer
 
 log = logging.getLogger(__name__)

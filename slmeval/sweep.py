@@ -3,7 +3,7 @@
 Each task's audio is tokenised once, before the first checkpoint (into the unit cache, or a temporary
 one with --no-cache), so every checkpoint only reads units. Each checkpoint is one `evaluate` into
 `<output>/<name>/`; with --resume a checkpoint whose results.json was made by the same model files and
-settings is not evaluated again, and an unfinished one reuses its finished tasks (slmeval/resume.py):
+settings is not evaluated again, and an unfinished one reuses its finished tasks (slmeval/results/resume.py):
 the unit of work is (checkpoint, task). A checkpoint that fails to load or to evaluate is reported and
 the sweep goes on; the CLI exits non-zero at the end.
 
@@ -29,9 +29,9 @@ from slmeval.distributed import DistributedError, check_device, current_world, s
 from slmeval.evaluator import evaluate, read_task
 from slmeval.io import atomic_write_text, check_output_path, safe_name, write_json
 from slmeval.models import LoadedLM, load_lm, parse_kv
-from slmeval.registry import get_tasks
+from slmeval.task_loader.registry import get_tasks
 from slmeval.scoring import get_protocol
-from slmeval.results import RESULTS_FILE
+from slmeval.results.files import RESULTS_FILE
 from slmeval.scaling.loss import non_embedding_params
 from slmeval.scaling.results_folder import results_metrics
 from slmeval.scaling.tables import canonical_columns, read_table

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from slmeval.registry import Grouping, all_tasks
+from slmeval.task_loader.registry import Grouping, all_tasks
 from slmeval.scoring import PRESETS
-from slmeval.verify import metrics_from_samples
+from slmeval.results.verify import metrics_from_samples
 
 SBLIMP_LIKE = {"mini_sblimp", "sblimp", "sblimp_test"}     # tasks whose keys look like sBLIMP file stems
 PROTOCOL = PRESETS["slmeval"].to_dict()

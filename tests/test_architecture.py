@@ -72,9 +72,13 @@ def import_graph(files: list[Path], root: Path = REPO) -> dict[str, set[str]]:
 
 def layer_of(path: Path, layers: list[tuple[str, list[str]]]) -> int | None:
     rel = path.relative_to(REPO).as_posix()
-    hits = [i for i, (_, paths) in enumerate(layers) for p in paths
+    hits = [(len(p), i) for i, (_, paths) in enumerate(layers) for p in paths
             if rel == p or (p.endswith("/") and rel.startswith(p))]
-    return hits[0] if len(hits) == 1 else None if not hits else -1
+    if not hits:
+        return None
+    longest = max(n for n, _ in hits)   # the most specific row wins (a module named inside a listed folder)
+    best = {i for n, i in hits if n == longest}
+    return best.pop() if len(best) == 1 else -1
 
 
 def violations(graph: dict[str, set[str]], layer: dict[str, int], names: list[str]) -> list[str]:
@@ -118,11 +122,11 @@ def test_the_check_can_fail(parsed, tmp_path):
     # negative control: an upward import (tasks importing the evaluator), lazy inside a function, is caught
     layers = parsed[0]
     names = [n for n, _ in layers]
-    (tmp_path / "slmeval").mkdir()
-    (tmp_path / "slmeval" / "registry.py").write_text("def f():\n    from slmeval.evaluator import evaluate\n")
-    (tmp_path / "slmeval" / "evaluator.py").write_text("from . import registry\n")   # downward: allowed
-    graph = import_graph(sorted((tmp_path / "slmeval").glob("*.py")), tmp_path)
-    assert graph == {"slmeval.registry": {"slmeval.evaluator"}, "slmeval.evaluator": {"slmeval.registry"}}
-    layer = {"slmeval.registry": names.index("tasks"), "slmeval.evaluator": names.index("results")}
+    (tmp_path / "slmeval" / "task_loader").mkdir(parents=True)
+    (tmp_path / "slmeval" / "task_loader" / "registry.py").write_text("def f():\n    from slmeval.evaluator import evaluate\n")
+    (tmp_path / "slmeval" / "evaluator.py").write_text("from .task_loader import registry\n")   # downward: allowed
+    graph = import_graph(sorted((tmp_path / "slmeval").rglob("*.py")), tmp_path)
+    assert graph == {"slmeval.task_loader.registry": {"slmeval.evaluator"}, "slmeval.evaluator": {"slmeval.task_loader.registry"}}
+    layer = {"slmeval.task_loader.registry": names.index("tasks"), "slmeval.evaluator": names.index("results")}
     assert violations(graph, layer, names) == [
-        "slmeval.registry (tasks) imports slmeval.evaluator (results), a layer above it"]
+        "slmeval.task_loader.registry (tasks) imports slmeval.evaluator (results), a layer above it"]

@@ -22,8 +22,8 @@ from conftest import N_UNITS
 from slmeval.audio import write_audio
 from slmeval.cli import app
 from slmeval.data import read_pairs
-from slmeval.registry import TaskError, get_tasks
-from slmeval.task_data import resolve_task_data
+from slmeval.task_loader.registry import TaskError, get_tasks
+from slmeval.task_loader.data import resolve_task_data
 from slmeval.units import fit_logmel_kmeans
 
 PARTS = ["bg_alignment", "speaker_consistency"]
@@ -285,8 +285,8 @@ def test_task_file_pins_are_checked_when_read(tmp_path):
 
 
 def test_builtin_task_files_name_their_public_copies_and_none_claims_verification():
-    from slmeval.registry import make_task
-    from slmeval.task_files import read_task_file
+    from slmeval.task_loader.registry import make_task
+    from slmeval.task_loader.files import read_task_file
 
     folder = Path(__file__).resolve().parent.parent / "tasks"
     tasks = {t["name"]: make_task(t, str(f), str(folder)) for f in sorted(folder.glob("*.yaml"))
@@ -354,7 +354,7 @@ def test_every_failing_download_is_named_in_one_error(world, env):
 
 def test_under_torchrun_rank0_downloads_and_the_others_read_its_cache(world, env):
     from slmeval.distributed import World
-    from slmeval.task_data import resolve_for_world
+    from slmeval.task_loader.data import resolve_for_world
 
     class Rank(World):        # a two-process world without processes: broadcast hands out rank 0's value
         sent: list = []

@@ -24,7 +24,7 @@ AUDIO_TASK = "small_story"     # 12 pairs of the bundled mini sStoryCloze (espea
 # message) once its scores are in. Every task is read before any work, so the kill has to come later.
 TASKS_PY = '''
 import os, signal, time
-from slmeval.metrics import METRIC_FAMILIES, pair_metrics
+from slmeval.metrics.families import METRIC_FAMILIES, pair_metrics
 
 @METRIC_FAMILIES.register("dies_on_rank1")
 def dying_metrics(df, grouping):

@@ -16,7 +16,7 @@ from _data_helpers import make_hf_parquet, make_paired, make_sblimp, make_storyc
 from conftest import N_UNITS, naive_logprobs
 from slmeval.audio import load_audio, write_audio
 from slmeval.cli import app
-from slmeval.registry import TaskError
+from slmeval.task_loader.registry import TaskError
 from slmeval.scoring import PRESETS, build_tokens
 from slmeval.units import TokenizerError, fit_logmel_kmeans, load_tokenizer
 

@@ -16,8 +16,8 @@ from _units_helpers import SENTENCES, CountingTokenizer, speech
 from slmeval.audio import write_audio
 from slmeval.io import int_list_json, jsonl_line
 from slmeval.models.base import UnitMapping
-from slmeval.results import meta_sha256
-from slmeval.samples import Samples, metric_frame, partial_text, sample_line
+from slmeval.results.files import meta_sha256
+from slmeval.results.samples import Samples, metric_frame, partial_text, sample_line
 from slmeval.scoring import PRESETS, build_tokens, distinct_sequences
 from slmeval.scoring.batch import ScoringError, _padded_batch, _sums, token_arrays
 from slmeval.units import LogMelTokenizer, UnitCache, tokenize_sources

@@ -153,7 +153,7 @@ def test_protocol_presets_are_plugins(tmp_path):
 def test_a_task_file_run_again_replaces_its_own_plugins_but_two_definitions_still_clash(tmp_path):
     """A Python task file executes again in every evaluate() of one process (sweeps, notebooks): its
     plugins replace their earlier selves. A different definition under the same name is still refused."""
-    from slmeval.task_files import read_task_file
+    from slmeval.task_loader.files import read_task_file
 
     reg: Registry = Registry("thing", group="slmeval_test.things")
     sys.modules["slmeval_test_things"] = type(sys)("slmeval_test_things")

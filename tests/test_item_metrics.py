@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from slmeval.registry import Grouping
-from slmeval.item_metrics import voice_averaged_metrics, zerospeech_lexical_metrics
+from slmeval.task_loader.registry import Grouping
+from slmeval.metrics.items import voice_averaged_metrics, zerospeech_lexical_metrics
 
 SBLIMP = Grouping(item=("type", "subtype", "item"), breakdown=("type",), voice="voice")
 SWUGGY = Grouping(item=("item",), breakdown=("frequency_band",), voice="voice")

@@ -21,8 +21,8 @@ from test_tokenizer_presets import NAME as PRESET_NAME, assets, preset  # noqa: 
 from slmeval.cli import app
 from slmeval.leaderboard import Board
 from slmeval.leaderboard.ledger import Ledger
-from slmeval.registry import Grouping
-from slmeval.verify import metrics_from_samples
+from slmeval.task_loader.registry import Grouping
+from slmeval.results.verify import metrics_from_samples
 
 REPO = Path(__file__).resolve().parents[1]
 TASK = "r_pairs"

@@ -6,8 +6,8 @@ import math
 import pandas as pd
 import pytest
 
-from slmeval.metrics import compute_metrics, mean_stderr, pair_credit
-from slmeval.registry import Grouping
+from slmeval.metrics.families import compute_metrics, mean_stderr, pair_credit
+from slmeval.task_loader.registry import Grouping
 
 SBLIMP = Grouping(breakdown=("type",), item=("type", "subtype", "item"))
 BY_SPEAKER = Grouping(voice="speaker")

@@ -19,7 +19,7 @@ from conftest import N_UNITS, naive_logprobs
 from slmeval.audio import load_audio, write_audio
 from slmeval.cli import app
 from slmeval.data.salmon import PARTS
-from slmeval.registry import TaskError
+from slmeval.task_loader.registry import TaskError
 from slmeval.scoring import PRESETS, build_tokens
 from slmeval.units import fit_logmel_kmeans, load_tokenizer
 
@@ -145,10 +145,10 @@ def test_two_tasks_for_one_submission_file_are_refused_before_any_work(world, ti
 
 
 def test_numbers_re_derive_from_the_samples_and_check_passes(run):
-    """slmeval.verify recomputes every metric through the task's family (voice_averaged,
+    """slmeval.results.verify recomputes every metric through the task's family (voice_averaged,
     zerospeech_lexical, pairs with a part breakdown); `slmeval check` relies on it."""
     from slmeval.check import compare_runs, load_run
-    from slmeval.verify import verify_run
+    from slmeval.results.verify import verify_run
 
     results, out, samples = run
     m = results["results"]["sblimp"]

@@ -166,7 +166,7 @@ def test_tie_credit_is_resolved_per_metric_family_and_recorded(tiny_llama_dir, t
         lines.append(json.dumps({"id": i, "positive": pos, "negative": neg}))
     (tmp_path / "units.jsonl").write_text("\n".join(lines) + "\n")
     (tmp_path / "tasks.yaml").write_text("- {name: t_ties, family: pairs, source: units_jsonl, path: ./units.jsonl}\n")
-    from slmeval.verify import verify_run
+    from slmeval.results.verify import verify_run
 
     runs = {}
     for args, dtype in ((None, "float32"), ("tie_value_by_family=pairs:0;other_family:1", "float32"),

@@ -14,11 +14,11 @@ import pytest
 import slmeval
 from _data_helpers import make_units_jsonl
 from conftest import N_UNITS
-from slmeval.registry import TaskError
+from slmeval.task_loader.registry import TaskError
 
 PLUGIN = '''
 from slmeval.data import read_pairs
-from slmeval.metrics import pair_metrics
+from slmeval.metrics.families import pair_metrics
 
 def no_path():                          # forgot the path argument
     return []
@@ -40,7 +40,7 @@ no_path = my_mistakes:no_path
 dicts = my_mistakes:dicts
 raises = my_mistakes:raises
 
-[slmeval.metrics]
+[slmeval.metrics.families]
 one_arg = my_mistakes:one_arg
 dict_only = my_mistakes:dict_only
 """

@@ -224,7 +224,7 @@ def test_under_torchrun_rank0_fetches_model_and_preset_and_the_others_read_the_c
     request, even with the stand-in Hub refusing everything; a rank on another node (empty caches) downloads
     for itself. An error on rank 0 reaches rank 1 as that one message, and rank 1 asks the Hub nothing."""
     from slmeval.distributed import DistributedError, World
-    from slmeval.registry import get_tasks
+    from slmeval.task_loader.registry import get_tasks
     from slmeval.run_setup import resolve_setup_for_world
     from slmeval.units import TokenizerError
 

@@ -6,7 +6,7 @@ import textwrap
 
 import pytest
 
-from slmeval.registry import TaskError, all_tasks, get_tasks
+from slmeval.task_loader.registry import TaskError, all_tasks, get_tasks
 
 YAML_TASK = """
 name: my_pairs

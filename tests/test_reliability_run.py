@@ -24,7 +24,7 @@ from conftest import N_UNITS
 from slmeval.audio import level_dbfs, write_audio
 from slmeval.cli import app
 from slmeval.io import OutputError, write_files_together
-from slmeval.resume import PartialFileError, PartialStore
+from slmeval.results.resume import PartialFileError, PartialStore
 from slmeval.units import UnitCache, fit_logmel_kmeans, load_tokenizer
 
 TASKS = """
@@ -257,11 +257,11 @@ def test_too_little_free_space_is_refused_before_work(world, tiny_llama_dir, tmp
     tok = CountingTokenizer(load_tokenizer(world["tok"]))
     kwargs = {**_kwargs(world, world["root"], tmp_path / "out", tmp_path / "cache"), "tokenizer": tok}
     free = shutil.disk_usage(tmp_path).free
-    monkeypatch.setattr("slmeval.preflight.OUTPUT_BYTES_PER_PAIR", free)     # 3 pairs: 3x the free space
+    monkeypatch.setattr("slmeval.results.preflight.OUTPUT_BYTES_PER_PAIR", free)     # 3 pairs: 3x the free space
     with pytest.raises(OutputError, match=r"--output .*: about .* MiB will be written but only .* MiB is free"):
         slmeval.evaluate(tiny_llama_dir, ["r_story"], **kwargs)
     monkeypatch.undo()
-    monkeypatch.setattr("slmeval.preflight.CACHE_BYTES_PER_ENTRY", free // 2)   # 6 files: 3x the free space
+    monkeypatch.setattr("slmeval.results.preflight.CACHE_BYTES_PER_ENTRY", free // 2)   # 6 files: 3x the free space
     with pytest.raises(OutputError, match=r"--cache-dir .*nothing was evaluated"):
         slmeval.evaluate(tiny_llama_dir, ["r_story"], **kwargs)
     assert tok.calls == 0

@@ -9,7 +9,7 @@ import torch
 
 from conftest import N_UNITS, naive_logprobs
 from slmeval.models import ModelError, load_lm, resolve_mapping
-from slmeval.registry import all_tasks
+from slmeval.task_loader.registry import all_tasks
 from slmeval.scoring import (PRESETS, ScoringError, build_tokens, get_protocol, score_sequences, sequence_logprobs,
                              torch_target_logprobs)
 from slmeval.scoring.protocol import ProtocolError

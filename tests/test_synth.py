@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from slmeval.audio import load_audio
 from slmeval.cli import app
 from slmeval.data import read_sblimp, read_storycloze
-from slmeval.speaker_gap import gap_for_run, speaker_gap
+from slmeval.synth.speaker_gap import gap_for_run, speaker_gap
 from slmeval.synth import build_plan, read_manifest, run_synth
 from slmeval.tts.base import EspeakBackend, TTSError
 from slmeval.tts.espeak import synthesize

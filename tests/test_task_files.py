@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from slmeval.cli import app
-from slmeval.registry import TaskError, all_tasks, builtin_task_dir, get_tasks, load_registry
+from slmeval.task_loader.registry import TaskError, all_tasks, builtin_task_dir, get_tasks, load_registry
 
 BASE = """
 source: units_jsonl
@@ -135,7 +135,7 @@ def test_paths_resolve_against_task_file_or_data_root(tmp_path):
 
 
 def test_missing_builtin_tasks_is_a_loud_error(monkeypatch, tmp_path):
-    import slmeval.registry as reg
+    import slmeval.task_loader.registry as reg
 
     monkeypatch.setattr(reg, "BUILTIN_PACKAGE", "slmeval_no_such_package_xyz")
     with pytest.raises(TaskError, match="no built-in tasks.*incomplete"):

@@ -17,8 +17,8 @@ from typer.testing import CliRunner
 from slmeval.cli import app
 from slmeval.leaderboard import Board, SubmissionError, add_submission
 from slmeval.leaderboard.site import build_site
-from slmeval.registry import Grouping
-from slmeval.verify import VerificationError, metrics_from_samples, verify_run
+from slmeval.task_loader.registry import Grouping
+from slmeval.results.verify import VerificationError, metrics_from_samples, verify_run
 
 REPO = Path(__file__).resolve().parents[1]
 TASK = "v_pairs"

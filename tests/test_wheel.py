@@ -69,7 +69,7 @@ def test_installed_wheel_lists_tasks_and_runs_the_demo(installed):
     flat = " ".join(listing.split())
     for name in ("sblimp", "sblimp_test", "sstorycloze", "tstorycloze", "mini_sblimp", "mini_ms_sstorycloze"):
         assert f" {name} " in flat or f" {name} [mini]" in flat
-    mini = _run([str(installed["python"]), "-c", "from slmeval.registry import all_tasks; "
+    mini = _run([str(installed["python"]), "-c", "from slmeval.task_loader.registry import all_tasks; "
                  "print(all_tasks()['mini_sblimp'].resolve_path(None))"], cwd=cwd, env=env).stdout.strip()
     assert Path(mini) == installed["site"] / "slmeval" / "audio_assets" / "mini_sblimp" and Path(mini).is_dir()
     out = cwd / "demo_out"

@@ -15,10 +15,10 @@ import yaml
 from _data_helpers import VOICES, make_sblimp, make_swuggy
 from _zerospeech_reference import official_lexical, official_syntactic, validate
 from slmeval.data.zerospeech import read_sblimp, read_swuggy
-from slmeval.item_metrics import voice_averaged_metrics, zerospeech_lexical_metrics
-from slmeval.metrics import pair_credit
-from slmeval.registry import Grouping
-from slmeval.zerospeech_submission import (SubmissionError, TrackScores, check_tracks, official_label_columns,
+from slmeval.metrics.items import voice_averaged_metrics, zerospeech_lexical_metrics
+from slmeval.metrics.families import pair_credit
+from slmeval.task_loader.registry import Grouping
+from slmeval.exports.zerospeech import (SubmissionError, TrackScores, check_tracks, official_label_columns,
                                            positional_mispairs, validator_command, write_submission)
 
 

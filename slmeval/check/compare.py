@@ -7,7 +7,7 @@ import numpy as np
 
 from slmeval.check.runs import Run, RunError, Sample, items_sha256
 from slmeval.check.stats import mcnemar_exact, paired_delta_ci
-from slmeval.verify import MAX_SHOWN, VerificationError, task_problems
+from slmeval.results.verify import MAX_SHOWN, VerificationError, task_problems
 
 TIE_RULE = ("ties count as wrong in the McNemar test and at the run protocol's tie value (0.5, or 0 under cuervo) "
             "in the accuracy delta")

@@ -96,4 +96,4 @@ def step_summary_markdown(report: CheckReport) -> str:
     return "\n".join(rows) + "\n"
 
 
-write_text_atomic = atomic_write_text   # one atomic writer for the whole project (slmeval.results)
+write_text_atomic = atomic_write_text   # one atomic writer for the whole project (slmeval.results.files)

@@ -23,8 +23,8 @@ def pull_cmd(
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
     """Download each task's pinned copy into the cache (resumable) and check every file's checksum."""
-    from slmeval.registry import TaskError, get_tasks
-    from slmeval.task_data import fetch
+    from slmeval.task_loader.registry import TaskError, get_tasks
+    from slmeval.task_loader.data import fetch
 
     try:
         configs = get_tasks(tasks, list(include_path or []))
@@ -47,7 +47,7 @@ def list_cmd(
 ) -> None:
     """Every task with a public copy or a local layout: where it comes from and whether it is here and verified."""
     from slmeval.data.remote import cached
-    from slmeval.registry import TaskError, load_registry
+    from slmeval.task_loader.registry import TaskError, load_registry
 
     try:
         registry = load_registry(list(include_path or []))

@@ -22,7 +22,7 @@ def demo(
     from slmeval.cli.run import console, print_results
     from slmeval.demo.bundled import assets_dir
     from slmeval.evaluator import evaluate
-    from slmeval.registry import all_tasks, builtin_task_dir
+    from slmeval.task_loader.registry import all_tasks, builtin_task_dir
 
     try:
         assets = assets_dir()

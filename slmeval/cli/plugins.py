@@ -15,10 +15,10 @@ from slmeval.cli.app import app, fail, make_console
 # when a new kind appears, and `slmeval plugins` lists it.
 KINDS: dict[str, tuple[str, str]] = {
     "readers": ("slmeval.data", "READERS"),
-    "metrics": ("slmeval.metrics", "METRIC_FAMILIES"),
+    "metrics": ("slmeval.metrics.families", "METRIC_FAMILIES"),
     "tokenizers": ("slmeval.units.spec", "TOKENIZERS"),
     "tokenizer-presets": ("slmeval.units.presets", "PRESETS"),
-    "exports": ("slmeval.exports", "EXPORTS"),
+    "exports": ("slmeval.exports.base", "EXPORTS"),
     "models": ("slmeval.models.base", "ADAPTERS"),
     "protocols": ("slmeval.scoring.protocol", "PROTOCOLS"),
 }
@@ -78,8 +78,8 @@ def list_tasks(include_path: Optional[list[Path]] = typer.Option(None, "--includ
     """List registered tasks: the data layout each expects and how to get it, where each came from, and
     broken task files. Bundled mini tasks (toy data, docs/demo.md) are marked [mini]."""
     from slmeval.data import READERS
-    from slmeval.metrics import METRIC_FAMILIES
-    from slmeval.registry import TaskError, builtin_task_dir, load_registry
+    from slmeval.metrics.families import METRIC_FAMILIES
+    from slmeval.task_loader.registry import TaskError, builtin_task_dir, load_registry
 
     try:
         registry = load_registry(include_path)

@@ -99,7 +99,7 @@ def speaker_gap_cmd(
 ) -> None:
     """Single-speaker acc vs multi-speaker mean, per-voice acc, spread, and the gap with a story-paired 95% CI."""
 
-    from slmeval.speaker_gap import SpeakerGapError, format_table, speaker_gap
+    from slmeval.synth.speaker_gap import SpeakerGapError, format_table, speaker_gap
 
     try:
         rows = speaker_gap(results_dir, multi=multi, single=single)

@@ -34,7 +34,7 @@ TOKENIZER_SEED = 0
 TOKENIZER_FIT_FILES = 2000        # first files of the (shuffled) training corpus
 
 
-_write_text_atomic = atomic_write_text   # one atomic writer for the whole project (slmeval.results)
+_write_text_atomic = atomic_write_text   # one atomic writer for the whole project (slmeval.results.files)
 
 
 def table_text(rows: list[list[str]], header: list[str], delimiter: str) -> str:

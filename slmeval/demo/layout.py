@@ -17,7 +17,7 @@ from slmeval.demo import items
 from slmeval.demo.stories import ClozeItem
 
 # id and voice before type, subtype, transcription: the official sLM21 scorer reads its by_type labels by
-# column position and needs this relative order (slmeval.zerospeech_submission.official_label_columns).
+# column position and needs this relative order (slmeval.exports.zerospeech.official_label_columns).
 GOLD_HEADER = ["filename", "id", "voice", "type", "subtype", "correct", "transcription"]
 STORY_HEADER = ["file", "story", "voice", "correct", "negative_kind", "text"]
 TASK_DIRS = {"mini_sblimp": "mini_sblimp", "mini_sstorycloze": "mini_sstorycloze",

@@ -2,7 +2,7 @@
 
 `leaderboard add` reads `samples_<task>.jsonl` beside the submitted results.json (each task name must
 be a safe file name), re-derives every metric and every sample's credit from them
-(`slmeval.verify`), and stores the files with their sha256 in submission.json. `leaderboard build`
+(`slmeval.results.verify`), and stores the files with their sha256 in submission.json. `leaderboard build`
 checks each stored file against its recorded sha256 and re-derives again, so a number edited after
 acceptance — in results.json, in a samples line, or in submission.json's list of files — stops the
 build with the submission and the file named.
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from slmeval.check.runs import RunError, parse_json_strict
 from slmeval.io import ensure_inside, safe_name
-from slmeval.verify import VerificationError, verify_run
+from slmeval.results.verify import VerificationError, verify_run
 
 MAX_SAMPLES_BYTES = 512 * 2**20     # full sBLIMP (63k voice-pairs) is ~40 MiB
 RESULTS_NAME = "results.json"

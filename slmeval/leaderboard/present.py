@@ -51,7 +51,7 @@ def describe_protocol(protocol: dict | None, family: str | None = None) -> str:
 
 def declared_sections() -> tuple[set[str], set[str]]:
     """(benchmark sections, mini sections) declared by the registered task files."""
-    from slmeval.registry import all_tasks
+    from slmeval.task_loader.registry import all_tasks
 
     benchmark, mini = set(FAMILY_ORDER), set()
     for task in all_tasks().values():

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from slmeval.registry import TaskConfig, all_tasks
+from slmeval.task_loader.registry import TaskConfig, all_tasks
 
 # The fields that decide what is read, how it is scored and grouped, and where it is shown. Paths and
 # descriptions legitimately differ between machines (an absolute data path, the task file's folder).

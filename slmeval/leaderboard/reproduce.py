@@ -23,7 +23,7 @@ from slmeval.leaderboard.ledger import REPRODUCED
 from slmeval.leaderboard.store import Board, Submission, SubmissionError
 from slmeval.scoring.protocol import Protocol
 from slmeval.units import TokenizerError
-from slmeval.verify import LM_EVAL
+from slmeval.results.verify import LM_EVAL
 
 MAX_LISTED = 20
 

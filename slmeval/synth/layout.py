@@ -129,7 +129,7 @@ def gold_rows(pairs: list[MinimalPair], jobs: list[Job]) -> list[dict]:
     return rows
 
 
-write_text_atomic = atomic_write_text   # one atomic writer for the whole project (slmeval.results)
+write_text_atomic = atomic_write_text   # one atomic writer for the whole project (slmeval.results.files)
 
 
 def write_gold_csv(path: Path, rows: list[dict]) -> None:

@@ -12,11 +12,11 @@ import json
 
 import pandas as pd
 
-from slmeval.metrics import compute_metrics
-from slmeval.registry import Grouping
-from slmeval.results import data_sha256, items_sha256, meta_sha256
+from slmeval.metrics.families import compute_metrics
+from slmeval.task_loader.registry import Grouping
+from slmeval.results.files import data_sha256, items_sha256, meta_sha256
 from slmeval.text.paradigms import PARADIGM_TYPE, PREFIX
-from slmeval.verify import lm_eval_extra_metrics
+from slmeval.results.verify import lm_eval_extra_metrics
 
 
 class ConversionError(ValueError):
@@ -73,7 +73,7 @@ def task_run(name: str, breakdown: list[str], samples_by_leaf: dict[str, list[di
     rows = pd.DataFrame([{**s["meta"], "correct": s["correct"]} for s in samples])
     metrics, breakdowns = compute_metrics("pairs", rows, Grouping(breakdown=tuple(breakdown)))
     # BLiMP: also the mean over the 67 paradigms, lm-eval's group number (one definition, re-derived by
-    # slmeval.verify when the run is checked or submitted)
+    # slmeval.results.verify when the run is checked or submitted)
     metrics.update(lm_eval_extra_metrics(breakdowns))
     hashes = {"items_sha256": items_sha256((s["id"], s["positive_key"], s["negative_key"]) for s in samples),
               "data_sha256": data_sha256(s["content_sha256"] for s in samples),

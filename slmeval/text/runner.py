@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Sequence
 
 from slmeval.io import dumps, ensure_inside, jsonl_line, parse_kv, safe_name, write_files_together
-from slmeval.preflight import check_writable
-from slmeval.results import RESULTS_FILE, previous_run_files, provenance
+from slmeval.results.preflight import check_writable
+from slmeval.results.files import RESULTS_FILE, previous_run_files, provenance
 from slmeval.text.convert import ConversionError, leaf_tasks, task_run
 from slmeval.text.data import TextTaskError
 from slmeval.text.paradigms import TASK_DIR

@@ -5,7 +5,7 @@ A task file says everything benchmark-specific: the reader for its published lay
 (the split), the metric family and its grouping (by voice / by item / breakdowns), the headline
 metric (per protocol where papers differ), the exports it feeds and its leaderboard section. Nothing
 in the evaluator, protocols, exports or leaderboard knows a benchmark by name. Which files are task
-files, and how `include:` works: slmeval/task_files.py.
+files, and how `include:` works: slmeval/task_loader/files.py.
 
 A broken task file (bad YAML, unknown field, a Python file that raises) is reported by name and does
 not hide the others; asking for a task that a broken file may have defined says so.
@@ -23,7 +23,7 @@ from slmeval.data import check_reader_options
 from slmeval.data.remote import parse_remote
 from slmeval.io import safe_name
 from slmeval.plugins import PluginError, Registry
-from slmeval.task_files import TaskError, read_task_file
+from slmeval.task_loader.files import TaskError, read_task_file
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +46,12 @@ class TaskConfig:
     name: str
     source: str                     # reader name (slmeval.data.READERS)
     path: str                       # absolute; "./…" or "../…" = relative to the task file; else to --data-root
-    family: str = "pairs"           # metric family (slmeval.metrics.METRIC_FAMILIES)
+    family: str = "pairs"           # metric family (slmeval.metrics.families.METRIC_FAMILIES)
     options: dict = field(default_factory=dict)        # reader options (the split lives here)
     grouping: Grouping = field(default_factory=Grouping)
     headline: str = "acc"           # the metric shown first and published
     headline_by_protocol: dict = field(default_factory=dict)   # {protocol preset: metric} where papers differ
-    exports: dict = field(default_factory=dict)        # {export name: {its arguments}} (slmeval.exports)
+    exports: dict = field(default_factory=dict)        # {export name: {its arguments}} (slmeval.exports.base)
     leaderboard: dict = field(default_factory=dict)    # {section: key, title: shown name}; section defaults to name
     version: int = 1
     description: str = ""

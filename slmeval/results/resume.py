@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from slmeval.io import OutputError, atomic_write_text, ensure_inside, safe_name
-from slmeval.samples import partial_text
+from slmeval.results.samples import partial_text
 
 PARTIAL_DIR = ".partial"
 RUN_FIELDS = {"metrics": dict, "breakdowns": dict, "samples": list, "hashes": dict}

@@ -8,7 +8,7 @@ A metric family is `fn(df, grouping) -> (metrics, breakdowns)`: `df` holds one r
 (`correct`, `positive_score`, `negative_score` and the reader's meta columns), `grouping` is what the
 task file declares (which column names the voice, which columns name one item across voices, which
 columns to break accuracy down by). Families live in `METRIC_FAMILIES` (entry-point group
-`slmeval.metrics`); nothing here knows any benchmark by name.
+`slmeval.metrics.families`); nothing here knows any benchmark by name.
 """
 from __future__ import annotations
 
@@ -18,10 +18,10 @@ import numpy as np
 import pandas as pd
 
 from slmeval.plugins import Registry
-from slmeval.registry import Grouping
+from slmeval.task_loader.registry import Grouping
 
 METRIC_FAMILIES: Registry = Registry("metric family", group="slmeval.metrics",
-                                      builtins=("slmeval.metrics", "slmeval.item_metrics"))
+                                      builtins=("slmeval.metrics.families", "slmeval.metrics.items"))
 FAMILY_SHAPE = "fn(df: pd.DataFrame, grouping: Grouping) -> (metrics, breakdowns)"   # for error messages
 
 
@@ -46,7 +46,7 @@ def _group_table(df: pd.DataFrame, column: str) -> tuple[dict, pd.Series, pd.Ser
     return table, acc, se
 
 
-def _average_of_groups(acc: pd.Series, se: pd.Series) -> tuple[float, float]:
+def average_of_groups(acc: pd.Series, se: pd.Series) -> tuple[float, float]:
     return float(acc.mean()), float(math.sqrt(float((se.fillna(0) ** 2).sum())) / len(acc))
 
 
@@ -55,15 +55,15 @@ def _accuracy(df: pd.DataFrame) -> dict:
     return {"acc": float(values.mean()), "acc_stderr": mean_stderr(values), "n_pairs": int(len(values))}
 
 
-def _voice_metrics(df: pd.DataFrame, column: str) -> tuple[dict, dict]:
+def voice_metrics(df: pd.DataFrame, column: str) -> tuple[dict, dict]:
     """Per-voice accuracy, its mean and spread; nothing when the column is not filled in (a single-speaker
     release of a task whose multi-speaker variant names voices). A column the reader does not produce at
-    all is a task-file mistake: `_require_columns` refuses it."""
+    all is a task-file mistake: `require_columns` refuses it."""
     if not df[column].notna().all():
         return {}, {}
     table, acc, se = _group_table(df, column)
     metrics = {}
-    metrics["acc_voice_mean"], metrics["acc_voice_mean_stderr"] = _average_of_groups(acc, se)
+    metrics["acc_voice_mean"], metrics["acc_voice_mean_stderr"] = average_of_groups(acc, se)
     metrics["acc_voice_std"] = float(acc.std(ddof=1)) if len(acc) > 1 else 0.0
     metrics["acc_voice_min"], metrics["acc_voice_max"] = float(acc.min()), float(acc.max())
     metrics["n_voices"] = int(len(acc))
@@ -77,7 +77,7 @@ def _item_metrics(df: pd.DataFrame, columns: list[str]) -> dict:
             "n_minimal_pairs": int(len(all_voices))}
 
 
-def _require_columns(df: pd.DataFrame, grouping: Grouping) -> None:
+def require_columns(df: pd.DataFrame, grouping: Grouping) -> None:
     wanted = [*grouping.breakdown, *grouping.item, *([grouping.voice] if grouping.voice else [])]
     missing = [c for c in wanted if c not in df]
     if missing:
@@ -88,17 +88,17 @@ def _require_columns(df: pd.DataFrame, grouping: Grouping) -> None:
 @METRIC_FAMILIES.register("pairs")
 def pair_metrics(df: pd.DataFrame, grouping: Grouping) -> tuple[dict, dict]:
     """acc over all pairs; + per-group tables and acc_macro (breakdown), acc_all_voices (item), per-voice acc (voice)."""
-    _require_columns(df, grouping)
+    require_columns(df, grouping)
     metrics, breakdowns = _accuracy(df), {}
     for i, column in enumerate(grouping.breakdown):
         table, acc, se = _group_table(df, column)
         breakdowns[column] = table
         if i == 0:   # the macro average is over the first breakdown (sBLIMP: phenomenon type)
-            metrics["acc_macro"], metrics["acc_macro_stderr"] = _average_of_groups(acc, se)
+            metrics["acc_macro"], metrics["acc_macro_stderr"] = average_of_groups(acc, se)
     if grouping.item:
         metrics.update(_item_metrics(df, list(grouping.item)))
     if grouping.voice:
-        voice, table = _voice_metrics(df, grouping.voice)
+        voice, table = voice_metrics(df, grouping.voice)
         metrics.update(voice)
         breakdowns.update(table)
     return metrics, breakdowns

@@ -37,9 +37,9 @@ from typing import Iterable
 import pandas as pd
 
 import slmeval
-from slmeval.exports import EXPORTS, ExportTask
+from slmeval.exports.base import EXPORTS, ExportTask
 from slmeval.io import atomic_write_text
-from slmeval.registry import TaskConfig, TaskError
+from slmeval.task_loader.registry import TaskConfig, TaskError
 
 log = logging.getLogger(__name__)
 

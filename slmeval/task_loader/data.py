@@ -15,7 +15,7 @@ from pathlib import Path
 from slmeval.data.remote import Fetched, RemoteDataError, cached, hub_offline, pull
 from slmeval.fmt import format_count
 from slmeval.progress import progress_bar
-from slmeval.registry import TaskConfig, TaskError
+from slmeval.task_loader.registry import TaskConfig, TaskError
 
 log = logging.getLogger(__name__)
 

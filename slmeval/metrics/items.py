@@ -19,8 +19,8 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from slmeval.metrics import METRIC_FAMILIES, _average_of_groups, _require_columns, _voice_metrics, mean_stderr
-from slmeval.registry import Grouping
+from slmeval.metrics.families import METRIC_FAMILIES, average_of_groups, require_columns, voice_metrics, mean_stderr
+from slmeval.task_loader.registry import Grouping
 
 
 def _mean(values: pd.Series | np.ndarray) -> tuple[float, float]:
@@ -35,7 +35,7 @@ def _items(df: pd.DataFrame, grouping: Grouping) -> pd.DataFrame:
     if not columns:
         raise ValueError("this metric family averages over each item's voices: the task's grouping must "
                          "name the item columns (grouping: {item: [...]})")
-    _require_columns(df, grouping)
+    require_columns(df, grouping)
     grouped = df.groupby(columns, sort=True, dropna=False)
     items = grouped["correct"].agg(score="mean", n_voices="size",
                                    all_right=lambda s: float((s == 1.0).all()))
@@ -71,9 +71,9 @@ def voice_averaged_metrics(df: pd.DataFrame, grouping: Grouping) -> tuple[dict, 
     for i, column in enumerate(grouping.breakdown):
         breakdowns[column], acc, se = _table(items, column)
         if i == 0:
-            metrics["acc_macro"], metrics["acc_macro_stderr"] = _average_of_groups(acc, se)
+            metrics["acc_macro"], metrics["acc_macro_stderr"] = average_of_groups(acc, se)
     if grouping.voice:
-        voice, table = _voice_metrics(df, grouping.voice)
+        voice, table = voice_metrics(df, grouping.voice)
         metrics.update(voice)
         breakdowns.update(table)
     return metrics, breakdowns

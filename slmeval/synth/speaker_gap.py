@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from slmeval.io import read_jsonl
-from slmeval.results import load_results
+from slmeval.results.files import load_results
 
 Z95 = 1.959963984540054
 _SLPRL_KEY = re.compile(r"^\d+_(?P<story>.+)_(?:correct|incorrect)$")

@@ -16,10 +16,10 @@ from typing import Callable, Iterable
 
 import pandas as pd
 
-from slmeval.metrics import compute_metrics, pair_credit
-from slmeval.registry import Grouping
-from slmeval.results import items_sha256, meta_sha256
-from slmeval.samples import metric_frame
+from slmeval.metrics.families import compute_metrics, pair_credit
+from slmeval.task_loader.registry import Grouping
+from slmeval.results.files import items_sha256, meta_sha256
+from slmeval.results.samples import metric_frame
 from slmeval.scoring.protocol import Protocol, reduce_dtype, sequence_score
 
 # Scores are re-derived from log-probs with one division; metrics from the same values through the

@@ -6,7 +6,7 @@ An export is `fn(out_dir: Path, tasks: list[ExportTask]) -> list[Path]`, registe
 feeds which part of the export is the task file's business, never a benchmark name tested here.
 An export may carry a `check(configs)` attribute: called with the declaring tasks before any work, it
 raises a ValueError for tasks it cannot export together. Built-in: `zerospeech`
-(slmeval/zerospeech_submission.py).
+(slmeval/exports/zerospeech.py).
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 from slmeval.plugins import Registry
-from slmeval.registry import TaskConfig, TaskError
+from slmeval.task_loader.registry import TaskConfig, TaskError
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ class ExportTask:
 
 
 EXPORTS: Registry[Callable[[Path, list[ExportTask]], list[Path]]] = Registry(
-    "export", group="slmeval.exports", builtins=("slmeval.zerospeech_submission",))
+    "export", group="slmeval.exports", builtins=("slmeval.exports.zerospeech",))
 
 
 def parse_exports(export: str | list[str] | None) -> list[str]:

@@ -1,4 +1,4 @@
-"""Result files: results.json (lm-eval-shaped) and samples_<task>.jsonl (exports: slmeval/exports.py).
+"""Result files: results.json (lm-eval-shaped) and samples_<task>.jsonl (exports: slmeval/exports/base.py).
 
 Every file is written atomically (temp file in the same folder + os.replace), so a killed run leaves
 either the previous file or the new one — never half of one.
