@@ -40,7 +40,7 @@ no_path = my_mistakes:no_path
 dicts = my_mistakes:dicts
 raises = my_mistakes:raises
 
-[slmeval.metrics.families]
+[slmeval.metrics]
 one_arg = my_mistakes:one_arg
 dict_only = my_mistakes:dict_only
 """
