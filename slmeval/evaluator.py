@@ -5,9 +5,10 @@ The returned dict is exactly what is written to `<output>/results.json`.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from collections.abc import Sequence
 from functools import partial
@@ -30,6 +31,7 @@ from slmeval.results.files import (RESULTS_FILE, data_sha256, items_sha256, meta
                              units_sha256)
 from slmeval.results.resume import PARTIAL_DIR, PartialStore, decide
 from slmeval.run_setup import RECIPE, resolve_setup_for_world
+from slmeval.settings import RunSettings, resolve_settings, run_identity
 from slmeval.scoring import Protocol, check_protocol, distinct_sequences, get_protocol, score_sequences
 from slmeval.scoring.logprobs import effective_backend
 from slmeval.results.samples import Samples, as_samples, task_samples
@@ -37,7 +39,7 @@ from slmeval.task_loader.data import TaskData, resolve_for_world, resolve_task_d
 from slmeval.results.verify import pair_correct
 
 log = logging.getLogger(__name__)
-__all__ = ["PARTIAL_DIR", "TaskRun", "evaluate", "run_task"]
+__all__ = ["PARTIAL_DIR", "PreparedRun", "RunSettings", "TaskRun", "assemble", "evaluate", "prepare", "run_task", "score"]
 
 
 @dataclass
@@ -213,65 +215,96 @@ def _result_files(out_dir: Path, results: dict, runs: dict[str, TaskRun]) -> dic
     return files
 
 
-def evaluate(model: str | Path | LoadedLM | Any, tasks: str | Sequence[str], *, data_root: str | Path | None = None,
-             tokenizer: str | Any | None = None, protocol: str = "slmeval", protocol_args: str | dict | None = None,
-             model_args: str | dict | None = None, batch_size: int = 8, device: str = "cpu",
-             dtype: str = "float32", output: str | Path | None = None,
-             include_path: Sequence[str | Path] | None = None, cache_dir: str | Path | None = None,
-             use_cache: bool = True, logprob_backend: str = "auto", export: str | Sequence[str] | None = None,
-             allow_pickle: bool = False, resume: bool = False, progress: bool = True,
-             limit: int | None = None) -> dict:
+@dataclass
+class PreparedRun:
+    """Everything `evaluate` resolved and checked before the first pair is scored."""
+    configs: list[TaskConfig]
+    world: World
+    proto: Protocol
+    exports: list
+    setup: Any
+    located: dict[str, TaskData]
+    task_pairs: dict[str, list[Pair]]
+    lm: LoadedLM
+    out_dir: Path | None
+    cache: Any
+    store: PartialStore | None
+    saved: dict
+    backend: str
+    run_config: dict
+    progress: bool
+
+
+def evaluate(model: str | Path | LoadedLM | Any, tasks: str | Sequence[str], settings: RunSettings | None = None,
+             **options: Any) -> dict:
     """Evaluate a causal LM over speech units on registered tasks; returns (and writes) results.json.
 
     `model`: a checkpoint folder, a Hub id (`org/name[@revision]`), or a transformers model object in
     memory (its unit mapping from `model.config` and `model_args`; slmeval/models/instance.py).
     `tasks`: task names, as a list or one comma-separated string ("mini_sblimp,mini_tstorycloze").
+    `settings`: a `slmeval.settings.RunSettings`; or the same options as keywords (those that differ from
+    their defaults also override `settings`): data_root, tokenizer, protocol, protocol_args, model_args,
+    batch_size, device, dtype, output, include_path, cache_dir, use_cache, logprob_backend, export,
+    allow_pickle, resume, progress, limit.
     `limit`: score only the first N pairs of each task; `config.limit` marks the run as partial
     (the leaderboard refuses it)."""
+    s = resolve_settings(settings, options, "evaluate()")
+    run = prepare(model, tasks, s)
+    runs, resumed = score(run, s)
+    results = assemble(run, runs, resumed)
+    if run.out_dir is not None and run.world.is_main:
+        # samples + results.json: all or none, and the previous run's files go with its results.json
+        write_files_together(_result_files(run.out_dir, results, runs), replaces=previous_run_files(run.out_dir))
+        # exports after the results: a failing export (a full disk, a bad task file) loses no results
+        run_exports(run.exports, run.out_dir, run.configs, {n: r.metrics for n, r in runs.items()},
+                    {n: r.samples for n, r in runs.items()})
+        run.store.clean()
+    return results
+
+
+# The keyword form's real signature (pydoc, IDEs): one parameter per RunSettings field, with its default.
+evaluate.__signature__ = inspect.Signature([
+    *list(inspect.signature(evaluate).parameters.values())[:3],
+    *(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default, annotation=f.type)
+      for f in fields(RunSettings))], return_annotation=dict)
+
+
+def prepare(model: str | Path | LoadedLM | Any, tasks: str | Sequence[str], s: RunSettings) -> PreparedRun:
+    """Tasks, protocol, exports, model + tokenizer, data and output checked, in the order that fails before
+    any expensive work; the per-task partial results of an interrupted run loaded for --resume."""
     if isinstance(tasks, str):      # as on the command line; a bare string is never a sequence of letters
         tasks = [t.strip() for t in tasks.split(",") if t.strip()]
-    if limit is not None and limit < 1:
-        raise ValueError(f"--limit {limit}: must be a positive number of pairs per task")
-    check_device(device)                # a GPU this torch cannot use: one error before any work
-    world = current_world(device)       # torchrun: this rank's place; a world of one otherwise
-    device, progress = world_device(device), progress and world.is_main
+    if s.limit is not None and s.limit < 1:
+        raise ValueError(f"--limit {s.limit}: must be a positive number of pairs per task")
+    check_device(s.device)              # a GPU this torch cannot use: one error before any work
+    world = current_world(s.device)     # torchrun: this rank's place; a world of one otherwise
+    device, progress = world_device(s.device), s.progress and world.is_main
     if not [t for t in tasks if str(t).strip()]:     # before the model loads and before --output is touched
         raise TaskError("--tasks names no task (got only commas or spaces); `slmeval tasks` lists them")
-    configs = get_tasks(list(tasks), list(include_path or []))
+    configs = get_tasks(list(tasks), list(s.include_path or []))
     for cfg in configs:                    # task names become file names: refuse any that is a path
         safe_name(cfg.name, f"task name (defined in {cfg.origin})")
-    proto_args = parse_kv(protocol_args, "--protocol-args") if not isinstance(protocol_args, dict) else protocol_args
-    proto = get_protocol(protocol, proto_args) if protocol != RECIPE else None
+    proto_args = s.protocol_args if isinstance(s.protocol_args, dict) else parse_kv(s.protocol_args, "--protocol-args")
+    proto = get_protocol(s.protocol, proto_args) if s.protocol != RECIPE else None
     _check_families(configs)
-    exports = parse_exports(export)
+    exports = parse_exports(s.export)
     check_exports(exports, configs)
     # Model (a Hub id downloaded), its family's recipe, the tokenizer and the protocol: resolved before any
     # data is read (slmeval/run_setup.py); a UnitTokenizer instance is accepted as is.
     # Under torchrun rank 0 downloads, the other ranks then read its caches (as for the data below).
-    setup = resolve_setup_for_world(world, model, model_args=model_args, tokenizer=tokenizer, protocol=protocol,
-                                    configs=configs, allow_pickle=allow_pickle, device=device)
+    setup = resolve_setup_for_world(world, model, model_args=s.model_args, tokenizer=s.tokenizer,
+                                    protocol=s.protocol, configs=configs, allow_pickle=s.allow_pickle, device=device)
     proto = proto or get_protocol(setup.protocol, proto_args)
-    located = resolve_for_world(world, configs, data_root, progress=progress)   # all tasks' data, or one error
+    located = resolve_for_world(world, configs, s.data_root, progress=progress)   # all tasks' data, or one error
     # --limit: the first N pairs of each task in reader order (a partial run, as lm-eval's --limit)
-    task_pairs = {cfg.name: read_task(cfg, data_root, located[cfg.name])[:limit] for cfg in configs}
-    out_dir = Path(output).expanduser() if output else None
+    task_pairs = {cfg.name: read_task(cfg, s.data_root, located[cfg.name])[:s.limit] for cfg in configs}
+    out_dir = Path(s.output).expanduser() if s.output else None
     tok, cache, cache_root = setup.tokenizer, None, None
-    if tok is not None and use_cache:
+    if tok is not None and s.use_cache:
         from slmeval.units import default_cache_dir
 
-        cache_root = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
-    # K known: the mapping may be inferred from the config's specials, and K + offset is checked against
-    # the vocabulary here, before any audio work (and before any output or cache folder is created).
-    if isinstance(model, LoadedLM):         # already loaded (slmeval sweep: N is counted from it first)
-        lm = model
-        if tok is not None:
-            lm.check_units(tok.n_units)
-    elif is_model_object(model):            # the Python API: a transformers model the caller holds
-        lm = wrap_model(model, model_args=model_args, device=device, dtype=dtype,
-                        n_units=tok.n_units if tok else None)
-    else:
-        lm = load_lm(model, model_args=model_args, device=device, dtype=dtype, n_units=tok.n_units if tok else None,
-                     plan=setup.plan)
+        cache_root = Path(s.cache_dir).expanduser() if s.cache_dir else default_cache_dir()
+    lm = _load_model(model, s, device, tok, setup)
     check_protocol(lm, proto)
     top = max((max(u.units, default=-1) for ps in task_pairs.values() for u in _utterances(ps) if u.units), default=-1)
     if tok is None and top >= 0:    # pre-tokenised units: K unknown, the data's largest unit stands in for it
@@ -279,58 +312,77 @@ def evaluate(model: str | Path | LoadedLM | Any, tasks: str | Sequence[str], *, 
     _preflight(task_pairs, out_dir if world.is_main else None, cache_root)
     # Only rank 0 writes (results and partial results); every rank follows its resume decisions.
     store = PartialStore(out_dir) if out_dir is not None and world.is_main else None
-    saved = world.broadcast({cfg.name: store.load(cfg.name) for cfg in configs} if resume and store is not None else {})
+    saved = world.broadcast({cfg.name: store.load(cfg.name) for cfg in configs}
+                            if s.resume and store is not None else {})
     if tok is not None and cache_root is not None:
         from slmeval.units import UnitCache
 
         cache = UnitCache(cache_root, tok.identity)
-    backend = effective_backend(logprob_backend, lm.device, proto.logprob_dtype)   # recorded as it will run
-    run_config = {**lm.describe(), "tokenizer": tok.identity if tok else None, "protocol": proto.to_dict(),
-                  "batch_size": batch_size, "logprob_backend": backend, "data_root": str(data_root) if data_root else None,
-                  "limit": limit}
+    backend = effective_backend(s.logprob_backend, lm.device, proto.logprob_dtype)   # recorded as it will run
+    run_config = run_identity(s, lm.describe(), tok.identity if tok else None, proto.to_dict(), backend)
+    return PreparedRun(configs, world, proto, exports, setup, located, task_pairs, lm, out_dir, cache, store, saved,
+                       backend, run_config, progress)
+
+
+def _load_model(model, s: RunSettings, device: str, tok, setup) -> LoadedLM:
+    """K known: the mapping may be inferred from the config's specials, and K + offset is checked against
+    the vocabulary here, before any audio work (and before any output or cache folder is created)."""
+    if isinstance(model, LoadedLM):         # already loaded (slmeval sweep: N is counted from it first)
+        if tok is not None:
+            model.check_units(tok.n_units)
+        return model
+    if is_model_object(model):              # the Python API: a transformers model the caller holds
+        return wrap_model(model, model_args=s.model_args, device=device, dtype=s.dtype,
+                          n_units=tok.n_units if tok else None)
+    return load_lm(model, model_args=s.model_args, device=device, dtype=s.dtype,
+                   n_units=tok.n_units if tok else None, plan=setup.plan)
+
+
+def score(run: PreparedRun, s: RunSettings) -> tuple[dict[str, TaskRun], dict[str, str]]:
+    """Each task scored, or its partial result reused when --resume finds one of the same run and data."""
     runs: dict[str, TaskRun] = {}
     resumed: dict[str, str] = {}
-    for cfg in configs:
-        pairs = task_pairs[cfg.name]
-        fingerprint = _fingerprint(run_config, cfg.to_dict())
-        if saved.get(cfg.name) is not None:
-            decision = decide(saved[cfg.name], fingerprint,
+    tok = run.setup.tokenizer
+    for cfg in run.configs:
+        pairs = run.task_pairs[cfg.name]
+        fingerprint = _fingerprint(run.run_config, cfg.to_dict())
+        if run.saved.get(cfg.name) is not None:
+            decision = decide(run.saved[cfg.name], fingerprint,
                               items_sha256((p.id, p.positive.key, p.negative.key) for p in pairs),
                               data_sha256(content_hashes(pairs)), _meta_hash(pairs))
             log.info("%s: %s", cfg.name, decision.reason)
             resumed[cfg.name] = decision.reason
             if decision.reuse:
-                runs[cfg.name] = TaskRun(**saved[cfg.name]["run"])
+                runs[cfg.name] = TaskRun(**run.saved[cfg.name]["run"])
                 continue
         log.info("%s: evaluating (%s, %s)", cfg.name, cfg.source, "mini data" if cfg.mini else "full data")
-        runs[cfg.name] = run_task(cfg, lm, proto, data_root=data_root, tokenizer=tok, cache=cache,
-                                  batch_size=batch_size, backend=backend, progress=progress, pairs=pairs,
-                                  world=world)
-        if store is not None:
-            store.save(cfg.name, fingerprint, runs[cfg.name].__dict__)
+        runs[cfg.name] = run_task(cfg, run.lm, run.proto, data_root=s.data_root, tokenizer=tok, cache=run.cache,
+                                  batch_size=s.batch_size, backend=run.backend, progress=run.progress, pairs=pairs,
+                                  world=run.world)
+        if run.store is not None:
+            run.store.save(cfg.name, fingerprint, runs[cfg.name].__dict__)
+    return runs, resumed
+
+
+def assemble(run: PreparedRun, runs: dict[str, TaskRun], resumed: dict[str, str]) -> dict:
+    """results.json: metrics, breakdowns, task configs, run config and provenance."""
+    proto, lm = run.proto, run.lm
     results = {
         "results": {name: r.metrics for name, r in runs.items()},
         "breakdowns": {name: r.breakdowns for name, r in runs.items() if r.breakdowns},
         "configs": {c.name: {**c.to_dict(), "headline": c.headline_for(proto.name),
-                             "tie_value": proto.tie_value_for(c.family)} for c in configs},
-        "versions": {c.name: c.version for c in configs},
+                             "tie_value": proto.tie_value_for(c.family)} for c in run.configs},
+        "versions": {c.name: c.version for c in run.configs},
         "n_samples": {name: len(r.samples) for name, r in runs.items()},
-        "config": {**run_config, "distributed": world.describe()},   # not in the fingerprint: resume may change it
+        "config": {**run.run_config, "distributed": run.world.describe()},   # not in the fingerprint: resume may change it
         # model_hub: the Hub repo and the commit sha its files were resolved to (None for a local folder)
         "provenance": {**provenance(lm.sha256, {name: r.hashes for name, r in runs.items()}), "model_hub": lm.hub,
-                       "data": {name: located[name].provenance for name in runs},
-                       "setup": {**setup.sources, "warnings": setup.warnings}},
+                       "data": {name: run.located[name].provenance for name in runs},
+                       "setup": {**run.setup.sources, "warnings": run.setup.warnings}},
     }
     warnings = {name: r.warnings for name, r in runs.items() if r.warnings}
     if warnings:
         results["warnings"] = warnings
     if resumed:
         results["provenance"]["resumed"] = resumed
-    if out_dir is not None and world.is_main:
-        # samples + results.json: all or none, and the previous run's files go with its results.json
-        write_files_together(_result_files(out_dir, results, runs), replaces=previous_run_files(out_dir))
-        # exports after the results: a failing export (a full disk, a bad task file) loses no results
-        run_exports(exports, out_dir, configs, {n: r.metrics for n, r in runs.items()},
-                    {n: r.samples for n, r in runs.items()})
-        store.clean()
     return results

@@ -32,6 +32,7 @@ from slmeval.models import LoadedLM, load_lm, parse_kv
 from slmeval.task_loader.registry import get_tasks
 from slmeval.scoring import get_protocol
 from slmeval.results.files import RESULTS_FILE
+from slmeval.settings import RunSettings, resolve_settings, sweep_identity
 from slmeval.scaling.loss import non_embedding_params
 from slmeval.scaling.results_folder import results_metrics
 from slmeval.scaling.tables import canonical_columns, read_table
@@ -210,21 +211,24 @@ def _finished(out_dir: Path, lm: LoadedLM, settings: dict, tasks: list[str]) -> 
     return results if same else None
 
 
-def run_sweep(checkpoints: Sequence[Checkpoint], tasks: Sequence[str], *, output: str | Path,
-              tokenizer: str | Any | None = None, metadata: str | Path | None = None, data_root=None,
-              include_path=None, cache_dir=None, use_cache: bool = True, model_args=None, device: str = "cpu",
-              dtype: str = "float32", batch_size: int = 8, protocol: str = "slmeval", protocol_args=None,
-              allow_pickle: bool = False, resume: bool = False, progress: bool = True) -> SweepReport:
+def run_sweep(checkpoints: Sequence[Checkpoint], tasks: Sequence[str], settings: RunSettings | None = None, *,
+              metadata: str | Path | None = None, **options: Any) -> SweepReport:
+    """Every checkpoint evaluated with the same `settings` (a RunSettings, or its fields as keywords, which
+    override it) into `<settings.output>/<name>/`; `metadata`: the table with D (and N, ...) per name."""
+    s = resolve_settings(settings, options, "run_sweep()")
+    output, device, tokenizer = s.output, s.device, s.tokenizer
+    if output is None:
+        raise SweepError("--output: a sweep writes a folder per checkpoint and runs.csv; give the folder")
     check_device(device)
     if not [t for t in tasks if str(t).strip()]:     # else every checkpoint would load, then fail alike
         raise SweepError("--tasks names no task (got only commas or spaces); `slmeval tasks` lists them")
     check_output_path(output, "--output", folder=True)
     world = current_world(device)
-    asked, device, progress = device, world_device(device), progress and world.is_main
+    asked, device, progress = device, world_device(device), s.progress and world.is_main
     out = Path(output).expanduser()
-    configs = get_tasks(list(tasks), list(include_path or []))
-    proto = get_protocol(protocol, protocol_args if isinstance(protocol_args, dict)
-                         else parse_kv(protocol_args, "--protocol-args"))
+    configs = get_tasks(list(tasks), list(s.include_path or []))
+    proto = get_protocol(s.protocol, s.protocol_args if isinstance(s.protocol_args, dict)
+                         else parse_kv(s.protocol_args, "--protocol-args"))
     names = world.all_gather([c.name for c in checkpoints])
     if any(other != names[0] for other in names):     # e.g. a glob that matches other folders on another node
         differ = next(rank for rank, other in enumerate(names) if other != names[0])
@@ -240,24 +244,24 @@ def run_sweep(checkpoints: Sequence[Checkpoint], tasks: Sequence[str], *, output
     if tokenizer is not None:
         from slmeval.units import UnitCache, default_cache_dir, load_tokenizer
 
-        tok = load_tokenizer(tokenizer, allow_pickle=allow_pickle, device=device) if isinstance(tokenizer, str) \
+        tok = load_tokenizer(tokenizer, allow_pickle=s.allow_pickle, device=device) if isinstance(tokenizer, str) \
             else tokenizer
-        if not use_cache:      # units are still computed once: kept for this sweep only
+        if not s.use_cache:      # units are still computed once: kept for this sweep only
             temp = tempfile.TemporaryDirectory(prefix="slmeval-sweep-units-")
-        cache_root = Path(temp.name) if temp else Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
-        prepare_units(configs, data_root, tok, UnitCache(cache_root, tok.identity), world, progress)
+        cache_root = Path(temp.name) if temp else Path(s.cache_dir).expanduser() if s.cache_dir else default_cache_dir()
+        prepare_units(configs, s.data_root, tok, UnitCache(cache_root, tok.identity), world, progress)
     # what a finished checkpoint's results.json must have been made with, for --resume to skip it
-    settings = {"tokenizer": tok.identity if tok is not None else None, "protocol": proto.to_dict(),
-                "batch_size": batch_size, "dtype": dtype, "data_root": str(data_root) if data_root else None}
-    load_args = dict(model_args=model_args, device=device, dtype=dtype, n_units=tok.n_units if tok is not None else None)
-    eval_args = dict(tokenizer=tok, data_root=data_root, include_path=include_path, cache_dir=cache_root,
-                     device=asked, batch_size=batch_size, protocol=protocol, protocol_args=protocol_args,
-                     resume=resume, progress=progress)
+    settings = sweep_identity(s, tok.identity if tok is not None else None, proto.to_dict())
+    load_args = dict(model_args=s.model_args, device=device, dtype=s.dtype,
+                     n_units=tok.n_units if tok is not None else None)
+    # every checkpoint's evaluate: these settings, with the loaded tokenizer, the sweep's unit cache and the
+    # device as asked (evaluate maps it to this rank's device itself)
+    eval_settings = s.replace(tokenizer=tok, cache_dir=cache_root, device=asked, progress=progress, use_cache=True)
     try:
         for i, ckpt in enumerate(checkpoints):
             log.info("sweep: checkpoint %d/%d %s (%s)", i + 1, len(checkpoints), ckpt.name, ckpt.model)
             row = _one_checkpoint(ckpt, [c.name for c in configs], out / ckpt.name, world, settings, load_args,
-                                  eval_args, report)
+                                  eval_settings, report)
             if row is not None:
                 D, D_source = tokens[ckpt.name]
                 extra = {k: v for k, v in meta.get(ckpt.name, {}).items() if k not in ("D", "N")}
@@ -273,7 +277,7 @@ def run_sweep(checkpoints: Sequence[Checkpoint], tasks: Sequence[str], *, output
 
 
 def _one_checkpoint(ckpt: Checkpoint, tasks: list[str], run_dir: Path, world, settings: dict, load_args: dict,
-                    eval_args: dict, report: SweepReport) -> dict | None:
+                    eval_settings: RunSettings, report: SweepReport) -> dict | None:
     """{"N": ..., "<task>/<metric>": ...} of one checkpoint, or None (the failure is in `report`). Any
     error is this checkpoint's: the tasks and their audio were checked before the first one."""
     lm, load_error = None, None
@@ -299,11 +303,11 @@ def _one_checkpoint(ckpt: Checkpoint, tasks: list[str], run_dir: Path, world, se
     try:
         # rank 0 reads (only it writes); every rank follows
         results = world.broadcast(_finished(run_dir, lm, settings, tasks)
-                                  if eval_args["resume"] and world.is_main else None)
+                                  if eval_settings.resume and world.is_main else None)
         if results is not None:
             log.info("sweep: %s already evaluated (%s); skipped", ckpt.name, run_dir / RESULTS_FILE)
         else:
-            results = evaluate(lm, tasks, output=run_dir, **eval_args)
+            results = evaluate(lm, tasks, eval_settings.replace(output=run_dir))
     except Exception as err:   # noqa: BLE001 - reported, and the sweep goes on
         shared = isinstance(err, DistributedError) or getattr(err, "reported_by_rank0", False)
         if world.world_size > 1 and not shared:

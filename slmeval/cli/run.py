@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from slmeval.cli import options as opt
 from slmeval.cli.app import app, make_console
 from slmeval.distributed import env_rank
 
@@ -73,39 +74,32 @@ def report_error(err: Exception) -> None:
 
 @app.command()
 def run(
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Checkpoint directory or Hub id "
-                                        "(org/name[@revision]); formats: docs/models.md."),
-    tasks: str = typer.Option(..., "--tasks", "-t", help="Comma-separated task names (see `slmeval tasks`)."),
-    data_root: Optional[Path] = typer.Option(None, "--data-root", help="Folder holding the benchmark downloads."),
-    tokenizer: Optional[str] = typer.Option(None, "--tokenizer", help="Preset (e.g. mhubert-25hz-l11-km500), tokenizer "
-                                            "dir or 'kind:key=value,...' (e.g. 'hubert:model=ORG/NAME@REV,layer=11,"
-                                            "centroids=km500.npy'). Default: the checkpoint's unit_tokenizer.json, "
-                                            "else its family's recipe (docs/models.md)."),
-    protocol: str = typer.Option("slmeval", "--protocol", help="Scoring preset: slmeval | slamkit | cuervo, or recipe "
-                                 "(the model family's own, to reproduce its paper). Default: slmeval for every model."),
-    protocol_args: Optional[str] = typer.Option(None, "--protocol-args", help="Override preset fields, e.g. score=sum."),
-    model_args: Optional[str] = typer.Option(None, "--model-args", "--model_args",
-                                             help="adapter=,revision=,pretrained=,offset=,bos_id=,eos_id=,pad_id=,"
-                                             "convention=twist|slamkit|slm_scaling,force=,trust_remote_code=,max_length="),
-    batch_size: int = typer.Option(8, "--batch-size", "--batch_size", "-b", min=1),
-    device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1, ..."),
-    dtype: str = typer.Option("float32", "--dtype", help="float32 | bfloat16 | float16"),
-    output: Optional[Path] = typer.Option(None, "--output", "--output_path", "-o", help="Folder for results.json + "
-                                          "samples (without it nothing is written)."),
-    include_path: Optional[list[Path]] = typer.Option(None, "--include-path", "--include_path",
-                                                      help="Extra folder of task files."),
-    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Unit cache (default $SLMEVAL_CACHE or ~/.cache/slmeval)."),
-    no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the unit cache."),
-    logprob_backend: str = typer.Option("auto", "--logprob-backend", help="auto | torch | triton"),
-    export: Optional[str] = typer.Option(None, "--export", help="Comma-separated exports (`slmeval plugins exports`), e.g. zerospeech: written from the "
-                                          "tasks whose task file declares it."),
-    allow_pickle: bool = typer.Option(False, "--allow-pickle", help="Allow sklearn-pickle k-means files (runs pickled code)."),
-    resume: bool = typer.Option(False, "--resume", help="Reuse per-task results of an interrupted run in --output."),
-    limit: Optional[int] = typer.Option(None, "--limit", help="Score only the first N pairs of each task "
-                                        "(as lm-eval's --limit; marked as a partial run, refused by the leaderboard)."),
-    progress: bool = typer.Option(True, "--progress/--no-progress"),
-    log_samples: bool = typer.Option(False, "--log_samples", "--log-samples", "-s",
-                                     help="lm-eval's flag, accepted: slmeval always writes the samples."),
+    ctx: typer.Context,
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Checkpoint directory or Hub id "
+                                                 "(org/name\\[@revision]); formats: docs/models.md.")] = None,
+    tasks: opt.Tasks = ...,
+    data_root: opt.DataRoot = None,
+    tokenizer: opt.Tokenizer = None,
+    protocol: opt.ProtocolName = "slmeval",
+    protocol_args: opt.ProtocolArgs = None,
+    model_args: opt.ModelArgs = None,
+    batch_size: opt.BatchSize = 8,
+    device: opt.Device = "cpu",
+    dtype: opt.Dtype = "float32",
+    output: Annotated[Optional[Path], typer.Option("--output", "--output_path", "-o", help="Folder for results.json + "
+                                                   "samples (without it nothing is written).")] = None,
+    include_path: opt.IncludePath = None,
+    cache_dir: opt.CacheDir = None,
+    no_cache: opt.NoCache = False,
+    logprob_backend: opt.LogprobBackend = "auto",
+    export: opt.Export = None,
+    allow_pickle: opt.AllowPickle = False,
+    resume: opt.Resume = False,
+    limit: opt.Limit = None,
+    progress: opt.Progress = True,
+    settings_file: opt.SettingsFile = None,
+    log_samples: Annotated[bool, typer.Option("--log_samples", "--log-samples", "-s",
+                                              help="lm-eval's flag, accepted: slmeval always writes the samples.")] = False,
 ) -> None:
     """Score likelihood-pair tasks with a speech LM; print the table and write results."""
     from slmeval.evaluator import evaluate   # transformers' tqdm bars: off for every command (cli/app.py)
@@ -115,22 +109,23 @@ def run(
                                 f"name the folder, e.g. --output {output.with_suffix('')}"))
         raise typer.Exit(2)
     try:
-        results = evaluate(model, [t.strip() for t in tasks.split(",") if t.strip()], data_root=data_root,
-                           tokenizer=tokenizer, protocol=protocol, protocol_args=protocol_args, model_args=model_args,
-                           batch_size=batch_size, device=device, dtype=dtype, output=output,
-                           include_path=include_path, cache_dir=cache_dir, use_cache=not no_cache,
-                           logprob_backend=logprob_backend, export=export, allow_pickle=allow_pickle,
-                           resume=resume, progress=progress, limit=limit)
+        settings = opt.settings_from_cli(ctx, settings_file, dict(
+            data_root=data_root, tokenizer=tokenizer, protocol=protocol, protocol_args=protocol_args,
+            model_args=model_args, batch_size=batch_size, device=device, dtype=dtype, output=output,
+            include_path=include_path, cache_dir=cache_dir, use_cache=not no_cache, logprob_backend=logprob_backend,
+            export=export, allow_pickle=allow_pickle, resume=resume, progress=progress, limit=limit))
+        results = evaluate(model, [t.strip() for t in tasks.split(",") if t.strip()], settings)
     except (ValueError, OSError) as err:     # our errors: one clear message, no traceback
         report_error(err)
         raise typer.Exit(2) from None
+    output, limit = settings.output, settings.limit      # as the file may have set them
     if env_rank() != 0:     # torchrun: rank 0 prints and writes
         return
     print_results(results)
     if limit is not None:
         console.print(f"[yellow]partial run:[/] --limit {limit} pairs per task (the leaderboard refuses partial runs)")
     if output:
-        console.print(f"results written to {output / 'results.json'}")
+        console.print(f"results written to {Path(output) / 'results.json'}")
     else:
         console.print("[yellow]nothing was written[/]: pass --output DIR to keep results.json and the "
                       "per-pair samples")

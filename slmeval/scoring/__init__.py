@@ -1,10 +1,24 @@
-"""Scoring layer: protocols, batched sequence log-likelihoods and the single log-prob function."""
+"""Scoring layer: protocols, batched sequence log-likelihoods and the single log-prob function.
+
+Names are imported on first use (PEP 562): the protocol presets (`slmeval.scoring.protocol`, no torch)
+are read by the CLI's `--protocol` help without importing torch."""
 from __future__ import annotations
 
-from slmeval.scoring.batch import (ScoringError, SequenceScore, build_tokens, check_protocol, distinct_sequences,
-                                   score_sequences, sequence_logprobs)
-from slmeval.scoring.logprobs import target_logprobs, torch_target_logprobs
-from slmeval.scoring.protocol import PRESETS, Protocol, ProtocolError, get_protocol
+import importlib
+from typing import Any
 
-__all__ = ["PRESETS", "Protocol", "ProtocolError", "ScoringError", "SequenceScore", "build_tokens", "check_protocol",
-           "distinct_sequences", "get_protocol", "score_sequences", "sequence_logprobs", "target_logprobs", "torch_target_logprobs"]
+_WHERE = {
+    **dict.fromkeys(("ScoringError", "SequenceScore", "build_tokens", "check_protocol", "distinct_sequences",
+                     "score_sequences", "sequence_logprobs"), "slmeval.scoring.batch"),
+    **dict.fromkeys(("target_logprobs", "torch_target_logprobs"), "slmeval.scoring.logprobs"),
+    **dict.fromkeys(("PRESETS", "Protocol", "ProtocolError", "get_protocol"), "slmeval.scoring.protocol"),
+}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'slmeval.scoring' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_WHERE[name]), name)
+    globals()[name] = value         # later lookups skip this function
+    return value
