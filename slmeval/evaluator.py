@@ -20,7 +20,7 @@ import numpy as np
 from slmeval.data import Pair, read_pairs
 from slmeval.distributed import World, check_device, current_world, shard_sources, world_device
 from slmeval.exports.base import check_exports, parse_exports, run_exports
-from slmeval.metrics.families import FAMILY_SHAPE, METRIC_FAMILIES, compute_metrics
+from slmeval.metrics.families import FAMILY_SHAPE, METRIC_FAMILIES, check_headlines, compute_metrics
 from slmeval.models import LoadedLM, load_lm, parse_kv
 from slmeval.models.instance import is_model_object, wrap_model
 from slmeval.plugins import PluginError
@@ -54,7 +54,7 @@ class TaskRun:
         self.samples = as_samples(self.samples)
 
 
-def _check_families(configs: list[TaskConfig]) -> None:
+def check_families(configs: list[TaskConfig]) -> None:
     """Before any work: every task's metric family is registered and takes (df, grouping) (a plugin may be
     missing, broken, or written to another signature)."""
     for cfg in configs:
@@ -62,6 +62,7 @@ def _check_families(configs: list[TaskConfig]) -> None:
             METRIC_FAMILIES.check_call(cfg.family, None, None, shape=FAMILY_SHAPE)   # placeholders: (df, grouping)
         except PluginError as err:
             raise TaskError(f"task {cfg.name!r} ({cfg.origin}): {err}") from None
+    check_headlines(configs)           # a mistyped headline: named now, not after the task was scored
 
 
 def _utterances(pairs: list[Pair]) -> list:
@@ -286,7 +287,7 @@ def prepare(model: str | Path | LoadedLM | Any, tasks: str | Sequence[str], s: R
         safe_name(cfg.name, f"task name (defined in {cfg.origin})")
     proto_args = s.protocol_args if isinstance(s.protocol_args, dict) else parse_kv(s.protocol_args, "--protocol-args")
     proto = get_protocol(s.protocol, proto_args) if s.protocol != RECIPE else None
-    _check_families(configs)
+    check_families(configs)
     exports = parse_exports(s.export)
     check_exports(exports, configs)
     # Model (a Hub id downloaded), its family's recipe, the tokenizer and the protocol: resolved before any

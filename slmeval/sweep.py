@@ -26,7 +26,7 @@ from typing import Any, Sequence
 import pandas as pd
 
 from slmeval.distributed import DistributedError, check_device, current_world, shard_sources, world_device
-from slmeval.evaluator import evaluate, read_task
+from slmeval.evaluator import check_families, evaluate, read_task
 from slmeval.io import atomic_write_text, check_output_path, safe_name, write_json
 from slmeval.models import LoadedLM, load_lm, parse_kv
 from slmeval.task_loader.registry import get_tasks
@@ -227,6 +227,7 @@ def run_sweep(checkpoints: Sequence[Checkpoint], tasks: Sequence[str], settings:
     asked, device, progress = device, world_device(device), s.progress and world.is_main
     out = Path(output).expanduser()
     configs = get_tasks(list(tasks), list(s.include_path or []))
+    check_families(configs)          # families and headlines: before any audio is tokenised
     proto = get_protocol(s.protocol, s.protocol_args if isinstance(s.protocol_args, dict)
                          else parse_kv(s.protocol_args, "--protocol-args"))
     names = world.all_gather([c.name for c in checkpoints])

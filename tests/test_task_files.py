@@ -15,9 +15,8 @@ BASE = """
 source: units_jsonl
 path: ./shared.jsonl
 headline: acc
-exports: {zerospeech: {track: syntactic}}
+grouping: {breakdown: [kind]}
 options: {}
-leaderboard: {section: shared, title: Shared}
 """
 
 
@@ -32,17 +31,44 @@ def test_include_merges_like_lm_eval(tmp_path):
     _write(tmp_path, "_base.yaml", BASE)
     sub = tmp_path / "more"
     sub.mkdir()
-    _write(sub, "_mid.yaml", "include: ../_base.yaml\nheadline: acc_macro\nversion: 3\n")
-    _write(tmp_path, "a.yaml", "include: _base.yaml\nname: inc_a\nleaderboard: {section: a}\n")
-    _write(tmp_path, "b.yaml", "include: [_base.yaml, more/_mid.yaml]\nname: inc_b\nversion: 4\n")
+    _write(sub, "_mid.yaml", "include: ../_base.yaml\nheadline: acc_macro\noptions: {x: 1}\n")
+    own = "leaderboard: {section: a}\nexports: {}\nversion: 1\n"     # never inherited (test below)
+    _write(tmp_path, "a.yaml", "include: _base.yaml\nname: inc_a\ngrouping: {voice: v}\n" + own)
+    _write(tmp_path, "b.yaml", "include: [_base.yaml, more/_mid.yaml]\nname: inc_b\noptions: {}\n" + own)
     tasks = all_tasks([tmp_path])
     a, b = tasks["inc_a"], tasks["inc_b"]
-    assert (a.source, a.headline, a.exports, a.version) == ("units_jsonl", "acc", {"zerospeech": {"track": "syntactic"}}, 1)
-    assert a.leaderboard == {"section": "a"}                 # shallow: the whole mapping is replaced
-    assert (b.headline, b.version) == ("acc_macro", 4)      # later include wins over earlier, own keys over both
+    assert (a.source, a.headline, a.version) == ("units_jsonl", "acc", 1)
+    assert (a.grouping.voice, a.grouping.breakdown) == ("v", ())    # shallow: the whole mapping is replaced
+    assert (b.headline, b.options) == ("acc_macro", {})    # later include wins over earlier, own keys over both
     assert "_base" not in " ".join(tasks)                    # files starting with _ are never tasks
     # ./ paths are relative to the task file that defines the task (not to the base that was included)
     assert a.resolve_path(None) == (tmp_path / "shared.jsonl").resolve()
+
+
+@pytest.mark.parametrize("field", ["leaderboard", "exports", "version"])
+def test_a_task_never_inherits_section_export_or_version_from_a_base(tmp_path, field):
+    # issue 24: "sWUGGY-long" on _swuggy_base.yaml must not publish into sWUGGY's section nor claim its
+    # lexical/<split>.txt export: a base that would hand one of them down makes the task unusable, named
+    own = {"leaderboard": "leaderboard: {section: long}\n", "exports": "exports: {}\n", "version": "version: 1\n"}
+    base_value = {"leaderboard": "{section: swuggy}", "exports": "{zerospeech: {track: lexical}}", "version": "2"}
+    _write(tmp_path, "_b.yaml", BASE + f"{field}: {base_value[field]}\n")
+    _write(tmp_path, "long.yaml", "include: _b.yaml\nname: long\n" + "".join(v for k, v in own.items() if k != field))
+    _write(tmp_path, "ok.yaml", "include: _b.yaml\nname: ok\n" + "".join(own.values()))   # declared: fine
+    registry = load_registry([tmp_path])
+    assert "ok" in registry.tasks and "long" not in registry.tasks
+    (reason,) = [b.reason for b in registry.broken if b.origin.endswith("long.yaml")]
+    assert f"field(s) {field} would be inherited from the included _b.yaml" in reason
+    with pytest.raises(TaskError, match=f"(?s)'long' cannot be used: .*long.yaml.*{field}"):
+        get_tasks(["long"], [tmp_path])
+
+
+def test_builtin_tasks_declare_their_own_section_export_and_version():
+    for path in sorted(builtin_task_dir().glob("*.yaml")):
+        text = path.read_text()
+        if path.name.startswith("_"):
+            assert not any(line.startswith(("leaderboard:", "exports:", "version:")) for line in text.splitlines()), path
+        elif text.startswith("include:") or "\ninclude:" in text:
+            assert "\nversion:" in text, path
 
 
 def test_include_errors_name_the_file(tmp_path):

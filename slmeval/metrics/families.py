@@ -13,6 +13,8 @@ columns to break accuracy down by). Families live in `METRIC_FAMILIES` (entry-po
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -23,6 +25,44 @@ from slmeval.task_loader.registry import Grouping
 METRIC_FAMILIES: Registry = Registry("metric family", group="slmeval.metrics",
                                       builtins=("slmeval.metrics.families", "slmeval.metrics.items"))
 FAMILY_SHAPE = "fn(df: pd.DataFrame, grouping: Grouping) -> (metrics, breakdowns)"   # for error messages
+
+
+@dataclass(frozen=True)
+class Computes:
+    """What a metric family computes, declared beside it, so a task's `headline:` is checked when the tasks
+    are loaded, before any model or audio work. Metrics named under `voice` / `item` / `breakdown` exist
+    only when the task's grouping declares that part. Every `acc*` is higher-is-better except the spreads
+    (a spread across voices, such as acc_voice_std, is neither); `*_stderr` and `n_*` are not scores."""
+    always: tuple[str, ...]
+    voice: tuple[str, ...] = ()
+    item: tuple[str, ...] = ()
+    breakdown: tuple[str, ...] = ()
+    spreads: tuple[str, ...] = ()
+
+    def names(self, grouping: Grouping) -> list[str]:
+        return [*self.always, *(self.voice if grouping.voice else ()), *(self.item if grouping.item else ()),
+                *(self.breakdown if grouping.breakdown else ())]
+
+    def higher_is_better(self, metric: str) -> bool | None:
+        """True for a score; None for a spread, a standard error or a count (nothing to rank by)."""
+        if metric in self.spreads or metric.endswith("_stderr") or metric.startswith("n_"):
+            return None
+        return True
+
+
+def computes(spec: Computes) -> Callable:
+    """Decorator: declare what a metric family computes (a plugin family without it is checked only after
+    scoring, against what it returned)."""
+    def mark(fn: Callable) -> Callable:
+        fn.computes = spec
+        return fn
+    return mark
+
+
+# Per-voice metrics (a `grouping.voice` column): shared by the families below.
+VOICE_METRICS = ("acc_voice_mean", "acc_voice_mean_stderr", "acc_voice_std", "acc_voice_min", "acc_voice_max",
+                 "n_voices")
+SPREADS = ("acc_voice_std",)
 
 
 def pair_credit(pos_score: float, neg_score: float, tie_value: float) -> float:
@@ -86,6 +126,9 @@ def require_columns(df: pd.DataFrame, grouping: Grouping) -> None:
 
 
 @METRIC_FAMILIES.register("pairs")
+@computes(Computes(always=("acc", "acc_stderr", "n_pairs"), voice=VOICE_METRICS,
+                   item=("acc_all_voices", "acc_all_voices_stderr", "n_minimal_pairs"),
+                   breakdown=("acc_macro", "acc_macro_stderr"), spreads=SPREADS))
 def pair_metrics(df: pd.DataFrame, grouping: Grouping) -> tuple[dict, dict]:
     """acc over all pairs; + per-group tables and acc_macro (breakdown), acc_all_voices (item), per-voice acc (voice)."""
     require_columns(df, grouping)
@@ -102,6 +145,26 @@ def pair_metrics(df: pd.DataFrame, grouping: Grouping) -> tuple[dict, dict]:
         metrics.update(voice)
         breakdowns.update(table)
     return metrics, breakdowns
+
+
+def check_headlines(configs: list) -> None:
+    """Every task's headline (and each `headline_by_protocol` value) is a score its family declares for the
+    task's grouping: one error naming the task file and the field, before any scoring."""
+    from slmeval.task_loader.registry import TaskError
+
+    for cfg in configs:
+        spec = getattr(METRIC_FAMILIES.get(cfg.family), "computes", None)
+        if spec is None:         # a plugin family that declares nothing: checked after scoring
+            continue
+        names = spec.names(cfg.grouping)
+        fields = [("headline", cfg.headline), *((f"headline_by_protocol.{p}", m)
+                                                for p, m in cfg.headline_by_protocol.items())]
+        for field_name, metric in fields:
+            if metric not in names or spec.higher_is_better(metric) is not True:
+                scores = [n for n in names if spec.higher_is_better(n)]
+                why = "not a score to rank by" if metric in names else "not a metric it computes with this grouping"
+                raise TaskError(f"task {cfg.name!r} ({cfg.origin}): field {field_name}: {metric!r} is {why} (metric "
+                                f"family {cfg.family!r}); a headline is one of: {', '.join(scores)}")
 
 
 def compute_metrics(family: str, df: pd.DataFrame, grouping: Grouping | None = None) -> tuple[dict, dict]:

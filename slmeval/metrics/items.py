@@ -19,8 +19,13 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from slmeval.metrics.families import METRIC_FAMILIES, average_of_groups, require_columns, voice_metrics, mean_stderr
+from slmeval.metrics.families import (METRIC_FAMILIES, SPREADS, VOICE_METRICS, Computes, average_of_groups,
+                                      computes, mean_stderr, require_columns, voice_metrics)
 from slmeval.task_loader.registry import Grouping
+
+# What both families below always compute (item-averaged acc first, then the voice-pair and all-voices views).
+VOICE_AVERAGED = ("acc", "acc_stderr", "acc_voice_pairs", "acc_voice_pairs_stderr", "acc_all_voices",
+                  "acc_all_voices_stderr", "n_minimal_pairs", "n_pairs")
 
 
 def _mean(values: pd.Series | np.ndarray) -> tuple[float, float]:
@@ -59,6 +64,8 @@ def _table(items: pd.DataFrame, column: str) -> tuple[dict, pd.Series, pd.Series
 
 
 @METRIC_FAMILIES.register("voice_averaged")
+@computes(Computes(always=VOICE_AVERAGED, voice=VOICE_METRICS, breakdown=("acc_macro", "acc_macro_stderr"),
+                   spreads=SPREADS))
 def voice_averaged_metrics(df: pd.DataFrame, grouping: Grouping) -> tuple[dict, dict]:
     """acc = mean over items of each item's mean over voices (the official sLM21 number)."""
     items = _items(df, grouping)
@@ -80,6 +87,8 @@ def voice_averaged_metrics(df: pd.DataFrame, grouping: Grouping) -> tuple[dict, 
 
 
 @METRIC_FAMILIES.register("zerospeech_lexical")
+@computes(Computes(always=(*VOICE_AVERAGED, "acc_in_vocab", "acc_in_vocab_stderr", "n_minimal_pairs_in_vocab"),
+                   voice=VOICE_METRICS, spreads=SPREADS))
 def zerospeech_lexical_metrics(df: pd.DataFrame, grouping: Grouping) -> tuple[dict, dict]:
     """sWUGGY: the voice-averaged metrics plus `acc_in_vocab`, the leaderboard's second number.
 

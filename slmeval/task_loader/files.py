@@ -69,8 +69,25 @@ def resolve_includes(doc: dict, path: Path, seen: tuple[Path, ...] = ()) -> dict
             raise TaskError(f"{target} (included by {path}): expected a mapping of task fields, "
                             f"got {type(base).__name__}")
         merged.update(resolve_includes(base, target, seen + (path.resolve(),)))
+    if not seen:        # the task file itself: what it would publish under must be its own
+        _refuse_inherited(merged, doc, path, includes)
     merged.update(doc)   # the including file's own keys win
     return merged
+
+
+# Declared by a task itself, never inherited from a shared base: "sWUGGY-long" built on _swuggy_base.yaml
+# must not publish into sWUGGY's leaderboard section, claim its `lexical/<split>.txt` export, or borrow the
+# version that says when sWUGGY's numbers changed meaning.
+OWN_FIELDS = ("leaderboard", "exports", "version")
+
+
+def _refuse_inherited(inherited: dict, doc: dict, path: Path, includes: list[str]) -> None:
+    taken = [k for k in OWN_FIELDS if k in inherited and k not in doc]
+    if taken:
+        raise TaskError(f"{path}: field(s) {', '.join(taken)} would be inherited from the included "
+                        f"{', '.join(includes)}; a task declares its own leaderboard section, exports and version "
+                        f"(write them in {path.name}, e.g. `leaderboard: {{section: {doc.get('name', path.stem)}}}`, "
+                        f"`exports: {{}}`, `version: 1`), and shared bases leave them out")
 
 
 def declares_tasks(path: Path) -> bool:

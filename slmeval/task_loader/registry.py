@@ -134,12 +134,32 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "description": (str,), "how_to_get": (str,), "mini": (bool,), "hub": (dict,), "archive": (dict,)}
 
 
+# Metric families of the first task-file format (before families became plugins driven by `grouping:`),
+# found with `git log -S"storycloze" -- slmeval/metrics.py`: each is `pairs` with the grouping its code
+# hard-wired. A task file written then still loads, with a warning saying what to write instead.
+LEGACY_FAMILIES: dict[str, dict] = {
+    "storycloze": {"voice": "speaker"},                                  # per-voice acc when `speaker` is filled
+    "sblimp": {"breakdown": ["type"], "item": ["type", "subtype", "item"]},   # acc_macro over types, acc_all_voices
+}
+
+
+def _legacy_family(raw: dict, origin: str) -> dict:
+    family = raw.get("family")
+    if not isinstance(family, str) or family not in LEGACY_FAMILIES:
+        return raw
+    grouping = LEGACY_FAMILIES[family]
+    log.warning("%s: `family: %s` is the previous task-file format (deprecated); it reads as `family: pairs` "
+                "with `grouping: %s`: write that instead", origin, family, grouping)
+    return {**raw, "family": "pairs", "grouping": raw["grouping"] if raw.get("grouping") is not None else grouping}
+
+
 def make_task(raw: Any, origin: str, base_dir: str = "") -> TaskConfig:
     """A validated TaskConfig from a task mapping; every problem is a TaskError naming `origin`."""
     if isinstance(raw, TaskConfig):
         raw = {k: v for k, v in asdict(raw).items() if k not in ("origin", "base_dir")}
     if not isinstance(raw, dict):
         raise TaskError(f"{origin}: a task must be a mapping, got {type(raw).__name__}")
+    raw = _legacy_family(raw, origin)
     known = {f.name for f in fields(TaskConfig)} - {"origin", "base_dir"}
     unknown = set(raw) - known
     if unknown:
