@@ -63,13 +63,12 @@ def settings_from_cli(ctx: typer.Context, settings_file: Path | None, values: di
 
     `values` maps RunSettings fields to the parsed option values; an option left at its default does not
     override the file (click records where each value came from)."""
-    from click.core import ParameterSource
-
     base = RunSettings.from_file(settings_file) if settings_file is not None else RunSettings()
     given = {}
     for name, value in values.items():
         param = "no_cache" if name == "use_cache" else name
         source = ctx.get_parameter_source(param)
-        if settings_file is None or source not in (ParameterSource.DEFAULT, None):
+        # by name: typer may carry its own copy of click, whose ParameterSource is another enum
+        if settings_file is None or getattr(source, "name", "DEFAULT") != "DEFAULT":
             given[name] = value
     return base.replace(**given)
