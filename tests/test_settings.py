@@ -20,7 +20,7 @@ from slmeval.cli import options as opt
 from slmeval.cli.run import run as run_command
 from slmeval.cli.sweep import sweep as sweep_command
 from slmeval.evaluator import check_families
-from slmeval.registry import TaskError, get_tasks
+from slmeval.task_loader.registry import TaskError, get_tasks
 from slmeval.settings import RunSettings, SettingsError
 
 TASK = "- {name: set_units, family: pairs, source: units_jsonl, path: units.jsonl}\n"
@@ -153,8 +153,8 @@ def test_declared_metrics_are_what_the_families_compute(tmp_path):
     exactly the metrics it declares (acc_in_vocab needs in-vocabulary words: present here)."""
     import pandas as pd
 
-    from slmeval.metrics import METRIC_FAMILIES, compute_metrics
-    from slmeval.registry import Grouping
+    from slmeval.metrics.families import METRIC_FAMILIES, compute_metrics
+    from slmeval.task_loader.registry import Grouping
 
     rows = [{"correct": c, "voice": v, "item": i, "kind": k, "frequency_band": b, "positive_score": 0.0,
              "negative_score": 0.0} for i, (k, b) in enumerate([("a", "hi"), ("b", "oov"), ("a", "lo")])
@@ -186,7 +186,7 @@ def test_a_previous_format_task_file_loads_with_a_warning(tmp_path, caplog, tiny
                                              "version: 1\n")
     (tmp_path / "new" / "t.yaml").write_text("name: current\nfamily: pairs\ngrouping: {voice: speaker}\n"
                                              "source: units_jsonl\npath: ./u.jsonl\nversion: 1\n")
-    with caplog.at_level(logging.WARNING, logger="slmeval.registry"):
+    with caplog.at_level(logging.WARNING, logger="slmeval.task_loader.registry"):
         (old,) = get_tasks(["legacy"], [tmp_path / "old"])
     assert (old.family, old.grouping.voice) == ("pairs", "speaker")
     assert any("family: storycloze` is the previous task-file format (deprecated)" in r.getMessage()
@@ -199,7 +199,7 @@ def test_a_previous_format_task_file_loads_with_a_warning(tmp_path, caplog, tiny
 
 def test_previous_format_sblimp_family_reads_as_its_grouping(tmp_path, caplog):
     (tmp_path / "t.yaml").write_text("name: oldsb\nfamily: sblimp\nsource: units_jsonl\npath: ./u.jsonl\n")
-    with caplog.at_level(logging.WARNING, logger="slmeval.registry"):
+    with caplog.at_level(logging.WARNING, logger="slmeval.task_loader.registry"):
         (cfg,) = get_tasks(["oldsb"], [tmp_path])
     assert (cfg.family, cfg.grouping.breakdown, cfg.grouping.item) == ("pairs", ("type",), ("type", "subtype", "item"))
     assert "deprecated" in caplog.text
