@@ -39,7 +39,8 @@ from slmeval.task_loader.data import TaskData, resolve_for_world, resolve_task_d
 from slmeval.results.verify import pair_correct
 
 log = logging.getLogger(__name__)
-__all__ = ["PARTIAL_DIR", "PreparedRun", "RunSettings", "TaskRun", "assemble", "evaluate", "prepare", "run_task", "score"]
+__all__ = ["PARTIAL_DIR", "PreparedRun", "RunSettings", "TaskRun", "assemble", "evaluate", "prepare", "run_task",
+           "score"]
 
 
 @dataclass
@@ -375,7 +376,8 @@ def assemble(run: PreparedRun, runs: dict[str, TaskRun], resumed: dict[str, str]
                              "tie_value": proto.tie_value_for(c.family)} for c in run.configs},
         "versions": {c.name: c.version for c in run.configs},
         "n_samples": {name: len(r.samples) for name, r in runs.items()},
-        "config": {**run.run_config, "distributed": run.world.describe()},   # not in the fingerprint: resume may change it
+        # `distributed` is not in the fingerprint: a resumed run may use another world
+        "config": {**run.run_config, "distributed": run.world.describe()},
         # model_hub: the Hub repo and the commit sha its files were resolved to (None for a local folder)
         "provenance": {**provenance(lm.sha256, {name: r.hashes for name, r in runs.items()}), "model_hub": lm.hub,
                        "data": {name: run.located[name].provenance for name in runs},

@@ -50,9 +50,14 @@ class SweepError(ValueError):
 
 
 @dataclass(frozen=True)
-class Checkpoint:
+class SweepEntry:
+    """One line of `--models`: the run's folder name and the checkpoint (a folder or a Hub id)."""
     name: str
     model: str      # a folder or a Hub id
+
+
+# The name before issue 24 (it clashed with slmeval.models.base.Checkpoint, the adapter's view of a folder).
+Checkpoint = SweepEntry
 
 
 @dataclass
@@ -61,7 +66,7 @@ class SweepReport:
     failures: list[dict] = field(default_factory=list)
 
 
-def expand_models(spec: str | Path) -> list[Checkpoint]:
+def expand_models(spec: str | Path) -> list[SweepEntry]:
     """A list file (one entry per line, `#` comments, optional `name=` prefix) or comma-separated entries;
     an entry is a folder, a glob of folders, or a Hub id. Names are folder names and must be unique."""
     path = Path(spec).expanduser()
@@ -71,7 +76,7 @@ def expand_models(spec: str | Path) -> list[Checkpoint]:
         base = path.parent
     else:
         entries, where, base = [e.strip() for e in str(spec).split(",") if e.strip()], "--models", Path.cwd()
-    found: list[Checkpoint] = []
+    found: list[SweepEntry] = []
     for entry in entries:
         name, _, target = entry.rpartition("=") if "=" in entry else ("", "", entry)
         target_path = Path(target).expanduser()
@@ -81,11 +86,11 @@ def expand_models(spec: str | Path) -> list[Checkpoint]:
             matches = sorted(p for p in glob.glob(str(target_path)) if Path(p).is_dir())
             if not matches:
                 raise SweepError(f"{where}: {target!r} matches no checkpoint folder")
-            found += [Checkpoint(Path(m).name, m) for m in matches]
+            found += [SweepEntry(Path(m).name, m) for m in matches]
         elif target_path.is_dir():
-            found.append(Checkpoint(name or target_path.name, str(target_path)))
+            found.append(SweepEntry(name or target_path.name, str(target_path)))
         elif target.count("/") == 1 and not target.startswith((".", "/", "~")):
-            found.append(Checkpoint(name or target.split("/")[1].split("@")[0], target))   # Hub id
+            found.append(SweepEntry(name or target.split("/")[1].split("@")[0], target))   # Hub id
         else:
             raise SweepError(f"{where}: {target!r} is not a checkpoint folder (nor a glob or an org/name Hub id)")
     if not found:
@@ -149,7 +154,7 @@ def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def _tokens(ckpts: list[Checkpoint], meta: dict[str, dict], metadata: str | Path | None) -> dict[str, tuple]:
+def _tokens(ckpts: list[SweepEntry], meta: dict[str, dict], metadata: str | Path | None) -> dict[str, tuple]:
     """D of every checkpoint, checked before any work: fit cannot use a run without it."""
     out, missing = {}, []
     for ckpt in ckpts:
@@ -211,7 +216,7 @@ def _finished(out_dir: Path, lm: LoadedLM, settings: dict, tasks: list[str]) -> 
     return results if same else None
 
 
-def run_sweep(checkpoints: Sequence[Checkpoint], tasks: Sequence[str], settings: RunSettings | None = None, *,
+def run_sweep(checkpoints: Sequence[SweepEntry], tasks: Sequence[str], settings: RunSettings | None = None, *,
               metadata: str | Path | None = None, **options: Any) -> SweepReport:
     """Every checkpoint evaluated with the same `settings` (a RunSettings, or its fields as keywords, which
     override it) into `<settings.output>/<name>/`; `metadata`: the table with D (and N, ...) per name."""
@@ -277,7 +282,7 @@ def run_sweep(checkpoints: Sequence[Checkpoint], tasks: Sequence[str], settings:
     return report
 
 
-def _one_checkpoint(ckpt: Checkpoint, tasks: list[str], run_dir: Path, world, settings: dict, load_args: dict,
+def _one_checkpoint(ckpt: SweepEntry, tasks: list[str], run_dir: Path, world, settings: dict, load_args: dict,
                     eval_settings: RunSettings, report: SweepReport) -> dict | None:
     """{"N": ..., "<task>/<metric>": ...} of one checkpoint, or None (the failure is in `report`). Any
     error is this checkpoint's: the tasks and their audio were checked before the first one."""
@@ -324,7 +329,7 @@ def _one_checkpoint(ckpt: Checkpoint, tasks: list[str], run_dir: Path, world, se
     return {"N": n_params, **{k: v for k, v in metrics.items() if k.split("/")[0] in tasks}}
 
 
-def _failed(report: SweepReport, ckpt: Checkpoint, stage: str, error: str) -> None:
+def _failed(report: SweepReport, ckpt: SweepEntry, stage: str, error: str) -> None:
     log.error("sweep: %s failed to %s: %s", ckpt.name, stage, error)
     report.failures.append({"name": ckpt.name, "model": ckpt.model, "stage": stage, "error": error})
     return None

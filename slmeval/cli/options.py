@@ -25,8 +25,9 @@ Tokenizer = Annotated[Optional[str], typer.Option(
     "--tokenizer", help="Preset (e.g. mhubert-25hz-l11-km500), tokenizer dir or 'kind:key=value,...' (e.g. "
     "'hubert:model=ORG/NAME@REV,layer=11,centroids=km500.npy'). Default: the checkpoint's unit_tokenizer.json, "
     "else its family's recipe (docs/models.md).")]
-ProtocolName = Annotated[str, typer.Option("--protocol", help=f"Scoring preset: {_protocol_names()}, or recipe (the model "
-                                       "family's own, to reproduce its paper). Default: slmeval for every model.")]
+ProtocolName = Annotated[str, typer.Option(
+    "--protocol", help=f"Scoring preset: {_protocol_names()}, or recipe (the model family's own, to reproduce its "
+    "paper). Default: slmeval for every model.")]
 ProtocolArgs = Annotated[Optional[str], typer.Option("--protocol-args", help="Override preset fields, e.g. score=sum.")]
 ModelArgs = Annotated[Optional[str], typer.Option(
     "--model-args", "--model_args", help="adapter=,revision=,pretrained=,offset=,bos_id=,eos_id=,pad_id=,"

@@ -98,8 +98,8 @@ def run(
     limit: opt.Limit = None,
     progress: opt.Progress = True,
     settings_file: opt.SettingsFile = None,
-    log_samples: Annotated[bool, typer.Option("--log_samples", "--log-samples", "-s",
-                                              help="lm-eval's flag, accepted: slmeval always writes the samples.")] = False,
+    log_samples: Annotated[bool, typer.Option(
+        "--log_samples", "--log-samples", "-s", help="lm-eval's flag, accepted: slmeval always writes the samples.")] = False,
 ) -> None:
     """Score likelihood-pair tasks with a speech LM; print the table and write results."""
     from slmeval.evaluator import evaluate   # transformers' tqdm bars: off for every command (cli/app.py)

@@ -23,8 +23,9 @@ def sweep(
     tasks: opt.Tasks,
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder: <name>/results.json per checkpoint, runs.csv, "
                                          "sweep.json.")],
-    metadata: Annotated[Optional[Path], typer.Option("--metadata", help="Table with name and D (training tokens), "
-                                                     "and optionally U, epochs, modality, ...; copied into runs.csv.")] = None,
+    metadata: Annotated[Optional[Path], typer.Option(
+        "--metadata", help="Table with name and D (training tokens), and optionally U, epochs, modality, ...; "
+        "copied into runs.csv.")] = None,
     tokenizer: opt.Tokenizer = None,
     data_root: opt.DataRoot = None,
     protocol: opt.ProtocolName = "slmeval",
