@@ -152,5 +152,6 @@ def run_identity(settings: RunSettings, model_description: dict, tokenizer_ident
 def sweep_identity(settings: RunSettings, tokenizer_identity: Any, protocol: dict) -> dict:
     """The part of `run_identity` a sweep can know before a checkpoint loads: a finished checkpoint whose
     results.json `config` holds these values (and the same model files) is not evaluated again."""
+    # limit: a settings file may give a sweep one; a partial run must not pass for a finished checkpoint
     return {**_before_model(settings, tokenizer_identity, protocol), "dtype": settings.dtype,
-            "data_root": str(settings.data_root) if settings.data_root else None}
+            "data_root": str(settings.data_root) if settings.data_root else None, "limit": settings.limit}
