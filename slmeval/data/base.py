@@ -2,10 +2,12 @@
 readers that turn a published layout into pairs."""
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Union
+
+import numpy as np
 
 from slmeval.plugins import Registry
 
@@ -15,17 +17,40 @@ class DataLayoutError(ValueError):
     what was expected there."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Utterance:
     """One side of a pair: audio (a file or encoded bytes) or, for pre-tokenised sources, units."""
 
     key: str                                   # file stem, or "<pair id>/positive"
     audio: Union[Path, bytes, None] = None
-    units: tuple[int, ...] | None = None
+    # Pre-tokenised units: a sequence of non-negative ints — a tuple / list from any reader, or (the built-in
+    # readers) a read-only 1-D int64 numpy array, ~8 bytes a unit instead of a Python int object each.
+    units: Sequence[int] | None = None
 
     @property
     def file(self) -> str | None:
         return str(self.audio) if isinstance(self.audio, Path) else None
+
+    # Equal (and hashed) by value, whatever holds the units: an int64 array equals the tuple of the same ints,
+    # as a dataclass's field-wise == could not say of an array (its == is elementwise).
+    def _fields(self) -> tuple:
+        units = self.units
+        return self.key, self.audio, None if units is None else tuple(map(int, units))
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._fields() == other._fields()   # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+
+def max_unit(units: Sequence[int]) -> int:
+    """The largest unit of a sequence (-1 when empty): one C call for an array, `max` for a tuple / list."""
+    if isinstance(units, np.ndarray):
+        return int(units.max()) if units.size else -1
+    return max(units, default=-1)
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,19 @@
 """Pre-tokenised pairs: JSONL, one object per line,
-`{"id": ..., "positive": [u, ...], "negative": [u, ...], <anything else → meta>}` — no audio."""
+`{"id": ..., "positive": [u, ...], "negative": [u, ...], <anything else → meta>}` — no audio.
+
+Units come back as read-only int64 views of one array per block of lines (`Utterance.units`), not as
+Python tuples: ~8 bytes a unit instead of ~36, and the lines' Python lists live one block at a time,
+so memory stays bounded in the task's size. A file the fast path does not take whole (any error, a
+unit beyond int64) is read by the line-by-line path, which gives the same pairs (units as tuples when
+they do not fit int64) and the first error in file order, naming file:line and field.
+"""
 from __future__ import annotations
 
 import json
+from itertools import chain
 from pathlib import Path
+
+import numpy as np
 
 from slmeval.data._common import natural_key
 from slmeval.data.base import READERS, DataLayoutError, Pair, Utterance
@@ -29,12 +39,80 @@ def _units(value: object, where: str, side: str) -> tuple[int, ...]:
     return tuple(value)
 
 
+_BLOCK = 8192      # lines parsed before their unit lists become one array (bounds the lists held at once)
+_MISSING = object()
+
+
+class _Slow(Exception):
+    """Anything the fast path does not take as it is: the line-by-line path reads the file instead."""
+
+
+def _block(texts: list[str], seen: set[str], pairs: list[Pair]) -> None:
+    """Pairs of one block of non-blank lines, checked all at once (C loops); `_Slow` on anything off."""
+    recs = list(map(json.loads, texts))
+    if set(map(type, recs)) != {dict}:
+        raise _Slow
+    ids = [r.pop("id", _MISSING) for r in recs]
+    pos = [r.pop("positive", _MISSING) for r in recs]
+    neg = [r.pop("negative", _MISSING) for r in recs]
+    if not set(map(type, ids)) <= {str, int} or "" in ids or set(map(type, chain(pos, neg))) != {list}:
+        raise _Slow                         # a missing key (_MISSING), a bool / float / empty id, a side not a list
+    pids = list(map(str, ids))
+    seen.update(pids)
+    if len(seen) != len(pairs) + len(pids):
+        raise _Slow                         # a duplicate id
+    sides = [s for pn in zip(pos, neg) for s in pn]
+    lengths = np.fromiter(map(len, sides), np.int64, len(sides))
+    if not len(sides) or int(lengths.min()) == 0 or set(map(type, chain.from_iterable(sides))) != {int}:
+        raise _Slow                         # an empty side; bool (an int subclass), float, ... among the units
+    try:
+        flat = np.fromiter(chain.from_iterable(sides), np.int64, int(lengths.sum()))
+    except OverflowError:
+        raise _Slow from None               # a unit beyond int64: kept exact as Python ints by the slow path
+    if int(flat.min()) < 0:
+        raise _Slow
+    flat.flags.writeable = False            # views of one buffer: no reader of a pair may change another's units
+    ends = np.cumsum(lengths).tolist()
+    views = [flat[e - n:e] for e, n in zip(ends, lengths.tolist())]
+    pairs += [Pair(id=pid, positive=Utterance(key=f"{pid}/positive", units=views[2 * k]),
+                   negative=Utterance(key=f"{pid}/negative", units=views[2 * k + 1]), meta=rec)
+              for k, (pid, rec) in enumerate(zip(pids, recs))]
+
+
+def _read_fast(path: Path) -> list[Pair]:
+    pairs: list[Pair] = []
+    seen: set[str] = set()
+    texts: list[str] = []
+    with path.open("rb") as fh:             # bytes split on b"\n" only, as the slow path's split("\n")
+        for raw in fh:
+            line = raw.decode("utf-8")
+            if line.strip():
+                texts.append(line)
+                if len(texts) == _BLOCK:
+                    _block(texts, seen, pairs)
+                    texts = []
+    if texts:
+        _block(texts, seen, pairs)
+    if not pairs:
+        raise _Slow
+    return pairs
+
+
 @READERS.register("units_jsonl")
 def read_units_jsonl(path: Path) -> list[Pair]:
     """<path>: JSONL, one {"id", "positive": [units], "negative": [units]} per line."""
     path = Path(path)
     if not path.is_file():
         raise DataLayoutError(f"{path}: no such file (expected a JSONL file, {EXPECTED})")
+    try:
+        pairs = _read_fast(path)
+    except Exception:   # noqa: BLE001 — whatever it is, the line-by-line path finds it first and names it
+        return _read_lines(path)
+    pairs.sort(key=lambda p: natural_key(p.id))
+    return pairs
+
+
+def _read_lines(path: Path) -> list[Pair]:
     pairs: list[Pair] = []
     first_line: dict[str, int] = {}
     try:
