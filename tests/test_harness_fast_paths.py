@@ -150,6 +150,7 @@ def test_sums_are_numpys_one_dimensional_sums_bit_for_bit():
     assert got == [float(a.sum()) for a in per_token] and all(type(x) is float for x in got)
     assert _sums(per_token[:5], "bfloat16") == [float(torch.as_tensor(a, dtype=torch.float32).sum().to(torch.bfloat16))
                                                  for a in per_token[:5]]
+    assert _sums([], "float64") == [] and _sums([np.zeros(0)] * 2, "float64") == [0.0, 0.0]
 
 
 def test_distinct_sequences_groups_equal_content_whatever_its_container():

@@ -48,15 +48,17 @@ def _sums(per_token: list[np.ndarray], dtype: str) -> list[float]:
     checked by tests/test_regression_outputs.py), in one call instead of one per sequence."""
     if dtype not in ("float32", "float64"):
         return [reduce_logprobs(lp, dtype) for lp in per_token]
-    by_length: dict[int, list[int]] = {}
-    for i, lp in enumerate(per_token):
-        by_length.setdefault(len(lp), []).append(i)
-    out = [0.0] * len(per_token)
-    for n, idx in by_length.items():
-        sums = np.stack([per_token[i] for i in idx]).sum(axis=1).tolist() if n else [0.0] * len(idx)
-        for i, total in zip(idx, sums):
-            out[i] = total
-    return out
+    if not per_token:
+        return []
+    lengths = np.fromiter(map(len, per_token), np.int64, len(per_token))
+    order = np.argsort(lengths, kind="stable")       # groups of one length, found with numpy, not a dict per item
+    cuts = (np.flatnonzero(np.diff(lengths[order])) + 1).tolist()
+    out = np.zeros(len(per_token))                   # an empty sequence sums to 0.0
+    for idx in np.split(order, cuts):
+        if lengths[idx[0]]:
+            # concatenate + reshape: the rows np.stack builds, without its Python loop over the arrays
+            out[idx] = np.concatenate([per_token[i] for i in idx.tolist()]).reshape(len(idx), -1).sum(axis=1)
+    return out.tolist()
 
 
 def build_tokens(units: Sequence[int], lm: LoadedLM, protocol: Protocol, *, name: str = "") -> list[int]:
@@ -191,7 +193,8 @@ def sequence_logprobs(lm: LoadedLM, sequences: Sequence[Sequence[int]], *, batch
     batch is done), then come to the host in one copy: no per-batch sync stalls the GPU."""
     if batch_size < 1:
         raise ScoringError(f"batch size must be ≥ 1, got {batch_size}")
-    order = sorted(range(len(sequences)), key=lambda i: -len(sequences[i]))
+    lengths = np.fromiter(map(len, sequences), np.int64, len(sequences))
+    order = np.argsort(-lengths, kind="stable").tolist()   # = sorted(..., key=-len): stable, longest first
     weight, bias, softcap = lm.head
     pad = lm.mapping.pad_id if lm.mapping.pad_id is not None else 0   # masked: its value never matters
     dtype = getattr(torch, logprob_dtype)
@@ -202,12 +205,10 @@ def sequence_logprobs(lm: LoadedLM, sequences: Sequence[Sequence[int]], *, batch
         if not pending:
             return
         values = torch.cat([lp for _, lp in pending]).cpu().numpy().astype(np.float64)
-        cursor = 0
-        for idx, _ in pending:
-            for i in idx:
-                n = len(sequences[i]) - 1
-                out[i] = values[cursor:cursor + n]
-                cursor += n
+        idx = [i for batch, _ in pending for i in batch]
+        ends = np.cumsum(lengths[idx] - 1).tolist()       # sequence i's predictions: len(seq_i) - 1 of them
+        for i, begin, end in zip(idx, [0] + ends[:-1], ends):
+            out[i] = values[begin:end]
         pending.clear()
 
     with progress_bar(description, total=len(sequences), enabled=progress) as advance:
