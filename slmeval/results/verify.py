@@ -20,6 +20,7 @@ from slmeval.metrics.families import compute_metrics, pair_credit
 from slmeval.task_loader.registry import Grouping
 from slmeval.results.files import items_sha256, meta_sha256
 from slmeval.results.samples import metric_frame
+from slmeval.results.verify_arrays import samples_pass
 from slmeval.scoring.protocol import Protocol, reduce_dtype, sequence_score
 
 # Scores are re-derived from log-probs with one division; metrics from the same values through the
@@ -190,7 +191,10 @@ def task_problems(results: dict, task: str, samples: list[dict], where: str) -> 
         return [f"{where}: no samples"]
     record = (results.get("config") or {}).get("protocol")
     credit, score_rule, score_dtype = credit_rule(record, config["family"])
-    problems = _sample_problems(samples, credit, score_rule, score_dtype, where)
+    tie = None if isinstance(record, dict) and record.get("name") == LM_EVAL else \
+        protocol_from_record(record).tie_value_for(config["family"])
+    problems = ([] if samples_pass(samples, tie, score_rule, score_dtype, REL_TOL, ABS_TOL)   # columns at once
+                else _sample_problems(samples, credit, score_rule, score_dtype, where))       # names each problem
     if problems:
         return problems
     try:
