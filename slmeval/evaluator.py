@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from slmeval.data import Pair, read_pairs
-from slmeval.data.base import max_unit
+from slmeval.data.base import max_unit_of
 from slmeval.distributed import World, check_device, current_world, shard_sources, world_device
 from slmeval.exports.base import check_exports, parse_exports, run_exports
 from slmeval.metrics.families import FAMILY_SHAPE, METRIC_FAMILIES, check_headlines, compute_metrics
@@ -72,12 +72,13 @@ def _utterances(pairs: list[Pair]) -> list:
 
 
 def _pretokenised(utts: list) -> tuple[list[np.ndarray], list[str]]:
-    """Units (int64 views of one array) and content hashes of pre-tokenised utterances, all at once."""
-    lengths = np.fromiter(map(len, (u.units for u in utts)), np.int64, len(utts))
-    if all(type(u.units) is np.ndarray for u in utts):     # the built-in readers' int64 views: one C call
-        flat = np.concatenate([u.units for u in utts]).astype(np.int64, copy=False)
-    else:                                                   # a third-party reader's lists / tuples of ints
-        flat = np.fromiter(chain.from_iterable(u.units for u in utts), np.int64, int(lengths.sum()))
+    """Units (int64 arrays: the reader's own, or views of one array) and content hashes of pre-tokenised
+    utterances, all at once."""
+    held = [u.units for u in utts]
+    if all(type(x) is np.ndarray and x.dtype == np.int64 and x.ndim == 1 for x in held):
+        return held, [units_sha256(x) for x in held]       # the built-in readers' int64 views: no copy
+    lengths = np.fromiter(map(len, held), np.int64, len(utts))
+    flat = np.fromiter(chain.from_iterable(held), np.int64, int(lengths.sum()))   # lists / tuples of ints
     ends = np.cumsum(lengths).tolist()
     return [flat[e - n:e] for e, n in zip(ends, lengths.tolist())], [units_sha256(u.units) for u in utts]
 
@@ -312,7 +313,7 @@ def prepare(model: str | Path | LoadedLM | Any, tasks: str | Sequence[str], s: R
         cache_root = Path(s.cache_dir).expanduser() if s.cache_dir else default_cache_dir()
     lm = _load_model(model, s, device, tok, setup)
     check_protocol(lm, proto)
-    top = max((max_unit(u.units) for ps in task_pairs.values() for u in _utterances(ps) if u.units is not None), default=-1)
+    top = max_unit_of([u for ps in task_pairs.values() for u in _utterances(ps)])
     if tok is None and top >= 0:    # pre-tokenised units: K unknown, the data's largest unit stands in for it
         lm.check_units(top + 1, "the task data")
     _preflight(task_pairs, out_dir if world.is_main else None, cache_root)

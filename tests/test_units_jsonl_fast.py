@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from slmeval.data import units_jsonl
-from slmeval.data.base import DataLayoutError, Utterance, max_unit
+from slmeval.data.base import DataLayoutError, Utterance, max_unit, max_unit_of
 from slmeval.data.units_jsonl import _read_lines, read_units_jsonl
 
 GOOD = [
@@ -77,3 +77,10 @@ def test_utterances_compare_by_value_whatever_holds_the_units():
     assert a == Utterance("k", units=(1, 2)) == Utterance("k", units=[1, 2]) and hash(a) == hash(Utterance("k", units=(1, 2)))
     assert a != Utterance("k", units=(1, 3)) and a != Utterance("j", units=(1, 2)) and a != Utterance("k")
     assert max_unit(np.array([4, 9, 0])) == 9 == max_unit([4, 9, 0]) and max_unit(np.array([], np.int64)) == -1
+
+
+def test_largest_unit_of_a_task_whatever_holds_the_units():
+    arrays = [Utterance("a", units=np.array([3, 70], np.int64)), Utterance("b", units=np.array([], np.int64))]
+    assert max_unit_of(arrays) == 70 and max_unit_of(arrays[1:]) == -1 and max_unit_of([]) == -1
+    mixed = arrays + [Utterance("c", units=(2**64,)), Utterance("d", audio=b"x")]
+    assert max_unit_of(mixed) == 2**64 and max_unit_of([Utterance("d", audio=b"x")]) == -1

@@ -53,6 +53,16 @@ def max_unit(units: Sequence[int]) -> int:
     return max(units, default=-1)
 
 
+def max_unit_of(utterances: Sequence[Utterance]) -> int:
+    """The largest pre-tokenised unit of any of these utterances (-1 when none): one concatenate when
+    they all hold arrays (the built-in readers), `max_unit` one by one otherwise."""
+    held = [u.units for u in utterances if u.units is not None]
+    if held and all(type(x) is np.ndarray for x in held):
+        flat = np.concatenate(held)
+        return int(flat.max()) if flat.size else -1
+    return max(map(max_unit, held), default=-1)
+
+
 @dataclass(frozen=True)
 class Pair:
     id: str                                    # unique within the task
