@@ -50,7 +50,8 @@ def samples_pass(samples: list[dict], tie_value: float | None, score_rule: str, 
         scores = []
         for side in ("positive", "negative"):
             score = _column(samples, f"{side}_score", {float})
-            logprob = _column(samples, f"{side}_logprob", {float}) if all(f"{side}_logprob" in s for s in samples) else None
+            has_logprob = all(f"{side}_logprob" in s for s in samples)
+            logprob = _column(samples, f"{side}_logprob", {float}) if has_logprob else None
             if score is None or logprob is None:
                 return False
             present = [f"{side}_n" in s for s in samples]
