@@ -3,17 +3,20 @@ model adapters, tasks, exports.
 
 Inside slmeval a plugin registers with a decorator where it is defined::
 
-    READERS = Registry("reader", group="slmeval.readers", builtins=("slmeval.data.zerospeech",))
+    READERS = Registry("reader", group="slmeval.readers", package="slmeval.data")
 
-    @READERS.register("zerospeech_sblimp")
+    @READERS.register("zerospeech_sblimp")          # in any module of slmeval/data/
     def read_sblimp(path, split="dev"): ...
+
+The registry finds the built-ins by importing every module of its `package` (pkgutil.iter_modules, one
+level), so a new built-in plugin is one new file in that folder and nothing else: no list to extend.
 
 Another package registers through the entry-point group of that kind, in its pyproject.toml::
 
     [project.entry-points."slmeval.readers"]
     my_layout = "my_pkg.readers:read_my_layout"
 
-Loading is lazy: built-in modules are imported, and entry points loaded, the first time the registry
+Loading is lazy: the package's modules are imported, and entry points loaded, the first time the registry
 is asked for a name or a listing — so `import slmeval` stays light and a broken third-party plugin
 only matters when it is used (a listing shows it as broken, with the reason).
 """
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import pkgutil
 import logging
 import os
 import sys
@@ -79,10 +83,10 @@ def first_sentence(text: str) -> str:
 
 
 class Registry(Generic[T]):
-    def __init__(self, kind: str, *, group: str, builtins: tuple[str, ...] = ()) -> None:
+    def __init__(self, kind: str, *, group: str, package: str | None = None) -> None:
         self.kind = kind                # human name used in messages: "reader", "model adapter", ...
         self.group = group              # entry-point group other packages register under
-        self._builtins = builtins       # modules whose import registers the built-in plugins
+        self.package = package          # the package whose modules register the built-in plugins
         self._entries: dict[str, Entry[T]] = {}
         self._loaded = False
         self._loading = False
@@ -109,7 +113,7 @@ class Registry(Generic[T]):
             return
         self._loading = True            # a built-in module may look names up while it is imported
         try:
-            for module in self._builtins:
+            for module in builtin_modules(self.package):
                 importlib.import_module(module)
             for ep in entry_points(group=self.group):
                 origin = f"entry point {ep.name} = {ep.value}" + (f" ({ep.dist.name} {ep.dist.version})"
@@ -193,6 +197,15 @@ class Registry(Generic[T]):
 
     def __repr__(self) -> str:
         return f"Registry({self.kind!r}, group={self.group!r})"
+
+
+def builtin_modules(package: str | None) -> list[str]:
+    """Every module of `package` (one level, sorted: a stable registration order), by name. Importing
+    them is what registers the built-ins; a module that registers nothing costs only its import."""
+    if package is None:
+        return []
+    folder = importlib.import_module(package).__path__
+    return [f"{package}.{info.name}" for info in sorted(pkgutil.iter_modules(folder), key=lambda i: i.name)]
 
 
 def _plugin_frame(obj: object, err: BaseException) -> traceback.FrameSummary:

@@ -2,22 +2,32 @@
 
 `read_pairs(source, path, **options)` is the single entry point the task registry uses; `source`
 names the layout explicitly (never guessed from the files). Readers live in `READERS`
-(`slmeval.plugins.Registry`, entry-point group `slmeval.readers`).
+(`slmeval.plugins.Registry`, entry-point group `slmeval.readers`): each registers in the module that
+defines it and the registry imports the modules of this package on first use, so importing
+slmeval.data imports no reader (the `read_*` names below are loaded when first asked for).
 """
 from __future__ import annotations
 
 import inspect
 from pathlib import Path
 
+import importlib
+
 from slmeval.data.base import READERS, DataLayoutError, Pair, Utterance
-from slmeval.data.hf import read_hf_pairs
-from slmeval.data.paired import read_paired_folder
-from slmeval.data.storycloze import read_storycloze
-from slmeval.data.slm_scaling_shards import read_packed_units, read_slm_scaling_shard
-from slmeval.data.units_jsonl import read_units_jsonl
-from slmeval.data.webdataset import read_lexical_webdataset, read_sblimp_webdataset, read_webdataset_pairs
-from slmeval.data.zerospeech import read_sblimp
 from slmeval.plugins import PluginError
+
+# public reader functions -> their module, imported on first access (PEP 562)
+_LAZY = {"read_hf_pairs": "hf", "read_paired_folder": "paired", "read_storycloze": "storycloze",
+         "read_packed_units": "slm_scaling_shards", "read_slm_scaling_shard": "slm_scaling_shards",
+         "read_units_jsonl": "units_jsonl", "read_lexical_webdataset": "webdataset",
+         "read_sblimp_webdataset": "webdataset", "read_webdataset_pairs": "webdataset", "read_sblimp": "zerospeech",
+         "read_swuggy": "zerospeech", "read_salmon": "salmon"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _reader(source: str):
@@ -65,4 +75,4 @@ def read_pairs(source: str, path: str | Path, **options) -> list[Pair]:
 __all__ = ["DataLayoutError", "Pair", "Utterance", "READERS", "read_pairs", "reader_options",
            "check_reader_options", "read_sblimp", "read_storycloze", "read_paired_folder", "read_hf_pairs",
            "read_units_jsonl", "read_slm_scaling_shard", "read_packed_units", "read_lexical_webdataset",
-           "read_sblimp_webdataset", "read_webdataset_pairs"]
+           "read_sblimp_webdataset", "read_webdataset_pairs", "read_swuggy", "read_salmon"]

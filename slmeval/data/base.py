@@ -74,6 +74,4 @@ class Pair:
 # A reader is `fn(path: Path, **options) -> list[Pair]`; the first line of its docstring is the layout
 # it expects (shown by `slmeval tasks` and `slmeval plugins readers`). Other packages add readers
 # through the `slmeval.readers` entry-point group (docs/plugins.md).
-READERS: Registry[Callable[..., list[Pair]]] = Registry("reader", group="slmeval.readers", builtins=(
-    "slmeval.data.zerospeech", "slmeval.data.storycloze", "slmeval.data.paired", "slmeval.data.hf",
-    "slmeval.data.units_jsonl", "slmeval.data.salmon", "slmeval.data.slm_scaling_shards", "slmeval.data.webdataset"))
+READERS: Registry[Callable[..., list[Pair]]] = Registry("reader", group="slmeval.readers", package="slmeval.data")

@@ -30,7 +30,7 @@ class ExportTask:
 
 
 EXPORTS: Registry[Callable[[Path, list[ExportTask]], list[Path]]] = Registry(
-    "export", group="slmeval.exports", builtins=("slmeval.exports.zerospeech",))
+    "export", group="slmeval.exports", package="slmeval.exports")
 
 
 def parse_exports(export: str | list[str] | None) -> list[str]:

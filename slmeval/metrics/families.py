@@ -23,7 +23,7 @@ from slmeval.plugins import Registry
 from slmeval.task_loader.registry import Grouping
 
 METRIC_FAMILIES: Registry = Registry("metric family", group="slmeval.metrics",
-                                      builtins=("slmeval.metrics.families", "slmeval.metrics.items"))
+                                      package="slmeval.metrics")
 FAMILY_SHAPE = "fn(df: pd.DataFrame, grouping: Grouping) -> (metrics, breakdowns)"   # for error messages
 
 

@@ -238,9 +238,7 @@ class Adapter(ABC):
 
 
 ADAPTERS: Registry[type[Adapter]] = Registry(
-    "model adapter", group="slmeval.models",
-    builtins=("slmeval.models.hf", "slmeval.models.slamkit", "slmeval.models.slm_scaling",
-              "slmeval.models.spiritlm"))
+    "model adapter", group="slmeval.models", package="slmeval.models")
 
 
 @dataclass

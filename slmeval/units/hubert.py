@@ -24,14 +24,16 @@ import hashlib
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from slmeval.io import sha256_file
 from slmeval.units.base import IMPLEMENTATION_VERSION, SAMPLE_RATE, TokenizerError, UnitTokenizer, dedup_units
 from slmeval.units.batching import MaskedChannelNorm, conv_output_lengths, frames_mask, pad_batch
-from slmeval.units.centroids import centroids_sha256, check_centroid_dim
+from slmeval.units.centroids import centroids_sha256, check_centroid_dim, load_centroids
 from slmeval.units.linear_quantizer import LinearQuantizer
+from slmeval.units.spec import TOKENIZERS, TokenizerKind
 
 log = logging.getLogger(__name__)
 
@@ -185,3 +187,48 @@ class HubertTokenizer(UnitTokenizer):
             feats = feats.float().cpu().numpy()
         units = self.quantizer(feats)
         return dedup_units(units) if self.dedup else units
+
+
+# -- the `hubert` tokenizer kind (`--tokenizer kind=hubert,model=...,layer=...`, tokenizer.json) -----
+
+def _build_hubert(values: dict[str, Any], *, allow_pickle: bool, device: str) -> UnitTokenizer:
+    if ("centroids" in values) == ("quantizer" in values):
+        raise TokenizerError("tokenizer hubert: give exactly one of centroids=FILE (k-means) and quantizer=FILE "
+                             "(SpiritLM's linear quantizer, e.g. L11_quantizer_500.pt)")
+    if "quantizer" in values:
+        source, centroids, quantizer = values["quantizer"], None, LinearQuantizer(values["quantizer"])
+    else:
+        source, quantizer = values["centroids"], None
+        centroids = load_centroids(source, allow_pickle=allow_pickle)
+    model_dir, hub = _model_folder(values["model"])
+    tok = HubertTokenizer(model_dir, values["layer"], centroids, dedup=values.get("dedup", True),
+                          device=device, centroids_source=str(source), input_pad=values.get("input_pad", 0),
+                          quantizer=quantizer, normalize=values.get("normalize"))
+    tok.source = hub
+    return tok
+
+
+def _model_folder(model: str | Path) -> tuple[Path, dict | None]:
+    """A local folder, else a Hub id `org/name[@revision]` (downloaded once, checked: slmeval/hubfiles.py)."""
+    from slmeval.hubfiles import HUB_ID, HubFileError, hub_snapshot
+
+    local = Path(model).expanduser()
+    match = HUB_ID.match(str(model))
+    if local.exists() or not match or str(model).startswith((".", "/", "~")):
+        return local, None
+    try:
+        folder, commit = hub_snapshot(match.group("repo"), match.group("rev"), f"tokenizer model={model}")
+    except HubFileError as err:
+        raise TokenizerError(str(err)) from None
+    return folder, {"model": match.group("repo"), "model_revision": match.group("rev") or "main",
+                    "model_commit": commit}
+
+
+TOKENIZERS.register("hubert", TokenizerKind(
+    keys={"model": Path, "layer": int, "centroids": Path, "quantizer": Path, "dedup": bool, "input_pad": int,
+          "normalize": bool},
+    required=("model", "layer"), build=_build_hubert,
+    description="a HF HuBERT (local folder or Hub id org/name@revision), layer L -> nearest k-means centroid, or "
+                "SpiritLM's linear quantizer (quantizer=FILE); input_pad=40: slamkit's zero padding; "
+                "normalize=true|false overrides preprocessor_config.json's do_normalize"),
+    origin=__name__)

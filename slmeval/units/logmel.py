@@ -10,14 +10,15 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence, get_type_hints
 
 import numpy as np
 from transformers.audio_utils import mel_filter_bank, window_function
 
 from slmeval.io import write_json
 from slmeval.units.base import IMPLEMENTATION_VERSION, SAMPLE_RATE, TokenizerError, UnitTokenizer
-from slmeval.units.centroids import centroids_sha256, check_centroid_dim, save_npy_atomic
+from slmeval.units.centroids import centroids_sha256, check_centroid_dim, load_centroids, save_npy_atomic
+from slmeval.units.spec import TOKENIZERS, TokenizerKind
 
 log = logging.getLogger(__name__)
 
@@ -177,3 +178,24 @@ def fit_logmel_kmeans(audio_files: Sequence[str | Path], *, k: int, out_dir: str
             "fit": {"k": k, "seed": seed, "n_files": len(files), "n_frames": int(frames.shape[0])}}
     write_json(out / "tokenizer.json", spec)
     return out
+
+
+# -- the `logmel` tokenizer kind (`--tokenizer kind=logmel,centroids=...`, tokenizer.json) ----------
+
+_LOGMEL_TYPES: dict[str, type] = {name: hint for name, hint in get_type_hints(LogMelParams).items()
+                                  if name in {f.name for f in fields(LogMelParams)}}
+
+
+def _build_logmel(values: dict[str, Any], *, allow_pickle: bool, device: str) -> UnitTokenizer:
+    values = dict(values)
+    source = values.pop("centroids")
+    centroids = load_centroids(source, allow_pickle=allow_pickle)
+    dedup = values.pop("dedup", True)
+    return LogMelTokenizer(centroids, params=LogMelParams(**values), dedup=dedup, centroids_source=str(source),
+                           device=device)
+
+
+TOKENIZERS.register("logmel", TokenizerKind(
+    keys={"centroids": Path, "dedup": bool, **_LOGMEL_TYPES}, required=("centroids",), build=_build_logmel,
+    description="log-mel frames -> nearest k-means centroid (fit with `slmeval units fit-kmeans`)"),
+    origin=__name__)

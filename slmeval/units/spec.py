@@ -44,10 +44,11 @@ class TokenizerKind:
     description: str = ""
 
 
-# Kinds register here; other packages add theirs through the `slmeval.tokenizers` entry-point group
-# (an entry point names a TokenizerKind; docs/plugins.md).
+# Kinds register where they are defined (logmel.py, hubert.py: this registry imports every module of
+# slmeval/units/ on first use); other packages add theirs through the `slmeval.tokenizers` entry-point
+# group (an entry point names a TokenizerKind; docs/plugins.md).
 TOKENIZERS: Registry[TokenizerKind] = Registry("tokenizer", group="slmeval.tokenizers",
-                                               builtins=("slmeval.units.kinds",))
+                                               package="slmeval.units")
 
 
 def _kind(kind: str, origin: str) -> TokenizerKind:
