@@ -54,7 +54,7 @@ def test_registry_errors(tmp_path):
     with pytest.raises(TaskError, match="unknown task.*nope.*Registered"):
         get_tasks(["nope"])
     (tmp_path / "dup.yaml").write_text(YAML_TASK.replace("my_pairs", "sblimp"))
-    with pytest.raises(TaskError, match=r"(?s)'sblimp' is defined twice: .*tasks/sblimp.yaml and .*dup.yaml"):
+    with pytest.raises(TaskError, match=r"(?s)'sblimp' is defined twice: .*tasks/sblimp/sblimp.yaml and .*dup.yaml"):
         get_tasks(["sblimp"], [tmp_path])
     assert get_tasks(["sstorycloze"], [tmp_path])[0].name == "sstorycloze"   # the clash blocks only that name
     bad = tmp_path / "bad"

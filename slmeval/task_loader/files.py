@@ -1,6 +1,7 @@
 """Reading task files: YAML (with lm-eval-style `include:`) and Python files that declare `TASKS`.
 
-Which files in a folder are task files (the rule `--include-path` and the built-in folder share):
+Which files in a folder are task files (the rule `--include-path` and the built-in folder share; sub-folders
+are searched too, except those named `_*` or `.*`, so each benchmark keeps a folder of its own):
   * `*.yaml` / `*.yml` — each one is a task (or a list of tasks); it must have a `name`.
   * `*.py` — only a file with a module-level `TASKS = ...` assignment, found by parsing the file
     (never by running it); any other Python file (a stray `setup.py`, a helper) is skipped, unrun.

@@ -211,17 +211,23 @@ def builtin_task_dir() -> Path:
     """The built-in task files: the repository's tasks/ folder, installed as the package `slmeval.tasks`
     (an editable install maps it back to tasks/). Missing or empty is a loud error, never an empty list."""
     try:
-        folder = Path(str(resources.files(BUILTIN_PACKAGE)))
+        folder = Path(str(resources.files(BUILTIN_PACKAGE))).resolve()   # origins name the real file
     except ModuleNotFoundError:
         raise TaskError(f"no built-in tasks: the package {BUILTIN_PACKAGE!r} is not installed with slmeval. "
                         "This install is incomplete; reinstall slmeval (`pip install -e .` in a checkout).") from None
-    if not any(p.suffix in (".yaml", ".yml") for p in folder.iterdir()):
+    if not any(p.suffix in (".yaml", ".yml") for p in folder.rglob("*")):
         raise TaskError(f"no built-in tasks: {folder} holds no task files. This install is incomplete; reinstall slmeval.")
     return folder
 
 
 def _scan(folder: Path, registry: TaskRegistry, found: list[TaskConfig]) -> None:
+    """Every task file under `folder`, sub-folders included (a folder per benchmark, as lm-eval's
+    lm_eval/tasks/<benchmark>/); folders named `_*` or `.*` (and __pycache__) are skipped."""
     for path in sorted(folder.iterdir()):
+        if path.is_dir():
+            if not path.name.startswith(("_", ".")):
+                _scan(path, registry, found)
+            continue
         try:
             raw = read_task_file(path)
             if raw is not None:
