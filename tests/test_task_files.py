@@ -6,6 +6,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from slmeval.cli import app
@@ -182,3 +183,26 @@ def test_exports_and_families_are_checked_before_any_work(tiny_llama_dir, tmp_pa
     _write(tmp_path, "fam.yaml", "name: odd_family\nfamily: weird\nsource: units_jsonl\npath: x.jsonl\n")
     with pytest.raises(TaskError, match=r"task 'odd_family' \(.*fam.yaml\): unknown metric family 'weird'"):
         slmeval.evaluate(tiny_llama_dir, ["odd_family"], data_root=tmp_path, include_path=[tmp_path], progress=False)
+
+
+def test_builtin_tasks_are_a_folder_per_benchmark_and_declare_what_they_publish():
+    # issue 24: tasks/<benchmark>/ holds README.md (paper + citation), an optional _template.yaml and one
+    # file per variant; leaderboard section, exports and version are the variant's own, never a template's
+    root = builtin_task_dir()
+    folders = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(("_", ".")))
+    assert folders == ["mini", "salmon", "sblimp", "storycloze", "swuggy"]
+    assert not list(root.glob("*.yaml")), "task files live in their benchmark's folder"
+    for name in folders:
+        readme = (root / name / "README.md").read_text()
+        assert "| file |" in readme, name                      # the variant table
+        if name != "mini":                                      # toy data: points at the benchmarks' READMEs
+            assert "arXiv:" in readme and "```bibtex" in readme, name
+    for template in root.rglob("_*.yaml"):
+        assert not {"leaderboard", "exports", "version", "name"} & set(yaml.safe_load(template.read_text())), template
+    tasks = all_tasks()
+    for path in root.rglob("[!_]*.yaml"):
+        own = yaml.safe_load(path.read_text())
+        assert {"leaderboard", "version"} <= set(own), path
+        assert tasks[own["name"]].origin == str(path)
+        # the README lists every variant file
+        assert f"`{path.name}`" in (path.parent / "README.md").read_text(), path

@@ -49,9 +49,10 @@ def installed(tmp_path_factory) -> dict:
 @pytest.mark.slow
 def test_wheel_carries_tasks_and_bundled_data(installed):
     names = set(zipfile.ZipFile(installed["wheel"]).namelist())
-    for task_file in (REPO / "tasks").iterdir():
-        if task_file.suffix in (".yaml", ".py"):
-            assert f"slmeval/tasks/{task_file.name}" in names
+    shipped = [p.relative_to(REPO / "tasks").as_posix() for p in (REPO / "tasks").rglob("*")
+               if p.suffix in (".yaml", ".py") or p.name == "README.md"]       # a folder per benchmark
+    assert len(shipped) >= 25 and any("/" in s for s in shipped)
+    assert all(f"slmeval/tasks/{s}" in names for s in shipped), [s for s in shipped if f"slmeval/tasks/{s}" not in names]
     assets = [p.relative_to(REPO).as_posix() for p in (REPO / "audio_assets").rglob("*")
               if p.is_file() and "__pycache__" not in p.parts]
     missing = [a for a in assets if f"slmeval/{a}" not in names]
