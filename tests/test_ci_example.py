@@ -81,7 +81,7 @@ def test_install_source_is_real_and_no_apt(workflow):
     # what the submodule holds is what this repository is: a pip-installable project shipping the mini tasks
     assert (ROOT / "pyproject.toml").is_file() and (ROOT / "setup.py").is_file()
     minis = {t for t in job["env"]["TASKS"].split(",")}
-    assert all((ROOT / "tasks" / f"{t}.yaml").is_file() for t in minis)
+    assert all((ROOT / "tasks" / "mini" / f"{t}.yaml").is_file() for t in minis)   # tasks/<benchmark>/
 
 
 def test_caches_pip_the_tokenizer_and_the_unit_cache(workflow):

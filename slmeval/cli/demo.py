@@ -27,7 +27,7 @@ def demo(
     try:
         assets = assets_dir()
         builtin = builtin_task_dir()
-        minis = sorted(n for n, t in all_tasks().items() if t.mini and Path(t.origin).parent == builtin)
+        minis = sorted(n for n, t in all_tasks().items() if t.mini and Path(t.origin).is_relative_to(builtin))
         chosen = [t.strip() for t in tasks.split(",") if t.strip()] if tasks else minis
         others = [t for t in chosen if t not in minis]
         if others:

@@ -68,8 +68,8 @@ def list_plugins(kind: Optional[str] = typer.Argument(None, help=f"One of: tasks
 
 
 def _origin(cfg, builtin: Path) -> str:
-    path = Path(cfg.origin)
-    return f"built-in ({path.name})" if path.parent == builtin else cfg.origin
+    path = Path(cfg.origin)     # built-ins live in a folder per benchmark: "built-in (sblimp/sblimp.yaml)"
+    return f"built-in ({path.relative_to(builtin).as_posix()})" if path.is_relative_to(builtin) else cfg.origin
 
 
 @app.command("tasks")
