@@ -289,7 +289,7 @@ def test_builtin_task_files_name_their_public_copies_and_none_claims_verificatio
     from slmeval.task_loader.files import read_task_file
 
     folder = Path(__file__).resolve().parent.parent / "tasks"
-    tasks = {t["name"]: make_task(t, str(f), str(folder)) for f in sorted(folder.glob("*.yaml"))
+    tasks = {t["name"]: make_task(t, str(f), str(f.parent)) for f in sorted(folder.rglob("*.yaml"))
              for t in read_task_file(f) or []}
     remote = {name: t.remote for name, t in tasks.items() if t.remote is not None}
     assert {n: r.describe() for n, r in remote.items()} == {
