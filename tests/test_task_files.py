@@ -64,7 +64,8 @@ def test_a_task_never_inherits_section_export_or_version_from_a_base(tmp_path, f
 
 
 def test_builtin_tasks_declare_their_own_section_export_and_version():
-    for path in sorted(builtin_task_dir().glob("*.yaml")):
+    for path in sorted(builtin_task_dir().rglob("*.yaml")):
+        assert path.parent != builtin_task_dir(), path        # a folder per benchmark (tasks/<benchmark>/)
         text = path.read_text()
         if path.name.startswith("_"):
             assert not any(line.startswith(("leaderboard:", "exports:", "version:")) for line in text.splitlines()), path
