@@ -47,9 +47,9 @@ def task_dir(tmp_path_factory) -> Path:
     return root / "tasks"
 
 
-def _run(model: str, task_dir: Path, out: Path) -> Path:
+def _run(model: str, task_dir: Path, out: Path, *extra: str) -> Path:
     res = _cli("run", "--model", model, "--tasks", TASK, "--include-path", str(task_dir), "--output", str(out),
-               "--no-cache", "--no-progress")
+               "--no-cache", "--no-progress", *extra)
     assert res.exit_code == 0, res.output
     return out
 
@@ -99,7 +99,10 @@ def test_a_local_model_is_reproduced_shown_and_reported_by_check(board, local_ru
               if e["kind"] == "consistent"]
     assert row["reproduced"] == reproduced["at"]
     # check: each run says whether it was reproduced or only consistent
-    other = _run(str(tiny_llama_dir), task_dir, tmp_path / "other")     # same scores, a results.json not on the board
+    # same scores, a results.json not on the board: another batch size makes its bytes differ even when both runs
+    # finish within the same second (the recorded date would otherwise make it the submitted file, byte for byte)
+    other = _run(str(tiny_llama_dir), task_dir, tmp_path / "other", "--batch-size", "3")
+    assert (other / "results.json").read_bytes() != (local_run / "results.json").read_bytes()
     res = _cli("check", "--results", str(other), "--baseline", str(local_run), "--board", str(board.root))
     assert res.exit_code == 0, res.output
     assert f"BASELINE run: reproduced (board entry {slug}: re-run by the board on" in res.output

@@ -135,8 +135,8 @@ _TYPES: dict[str, tuple[type, ...]] = {
 
 
 # Metric families of the first task-file format (before families became plugins driven by `grouping:`),
-# found with `git log -S"storycloze" -- slmeval/metrics.py`: each is `pairs` with the grouping its code
-# hard-wired. A task file written then still loads, with a warning saying what to write instead.
+# found with `git log -S"storycloze"` on the metrics module (then a single file): each is `pairs` with the
+# grouping its code hard-wired. A task file written then still loads, with a warning saying what to write instead.
 LEGACY_FAMILIES: dict[str, dict] = {
     "storycloze": {"voice": "speaker"},                                  # per-voice acc when `speaker` is filled
     "sblimp": {"breakdown": ["type"], "item": ["type", "subtype", "item"]},   # acc_macro over types, acc_all_voices
