@@ -169,7 +169,7 @@ def run_task(cfg: TaskConfig, lm: LoadedLM, protocol: Protocol, *, data_root, to
     # Rows straight to their JSONL lines (encoded once: the samples file and the partial reuse them), and the
     # metric frame column-wise; the same `metric_frame` and family functions `slmeval.results.verify` re-derives with.
     samples, frame = task_samples(pairs, units, [scored[k] for k in which], protocol.score,
-                                  partial(pair_correct, protocol, cfg.family))
+                                  partial(pair_correct, protocol.tie_value_for(cfg.family, cfg.tie_value_by_protocol)))
     metrics, breakdowns = compute_metrics(cfg.family, frame, cfg.grouping)
     headline = cfg.headline_for(protocol.name)
     if headline not in metrics:     # the leaderboard and the export would look for it
@@ -378,7 +378,7 @@ def assemble(run: PreparedRun, runs: dict[str, TaskRun], resumed: dict[str, str]
         "results": {name: r.metrics for name, r in runs.items()},
         "breakdowns": {name: r.breakdowns for name, r in runs.items() if r.breakdowns},
         "configs": {c.name: {**c.to_dict(), "headline": c.headline_for(proto.name),
-                             "tie_value": proto.tie_value_for(c.family)} for c in run.configs},
+                             "tie_value": proto.tie_value_for(c.family, c.tie_value_by_protocol)} for c in run.configs},
         "versions": {c.name: c.version for c in run.configs},
         "n_samples": {name: len(r.samples) for name, r in runs.items()},
         # `distributed` is not in the fingerprint: a resumed run may use another world

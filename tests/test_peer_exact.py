@@ -198,10 +198,13 @@ def test_tie_credit_is_resolved_per_metric_family_and_recorded(tiny_llama_dir, t
 
 def test_cuervo_preset_scores_ties_as_slm_scaling_does(tiny_llama_dir, tmp_path):
     """slm_scaling's `summarize` (tiagoCuervo/slm_scaling src/slm/evaluate.py): positive NLL below the
-    negative's → 1; an exact tie → 0.5 on sBLIMP, 0 on every other task; else 0."""
+    negative's → 1; an exact tie → 0.5 when `task == "sblimp"`, 0 on every other task; else 0. The 0.5 is
+    the sBLIMP task file's rule (tasks/sblimp/_template.yaml `tie_value_by_protocol`), not its metric
+    family's: another `voice_averaged` task gets the protocol's 0 (issue 24: the rule was keyed on the family)."""
     import json
 
     import slmeval
+    from slmeval.task_loader.registry import builtin_task_dir
 
     rng = np.random.default_rng(1)
     rows = []
@@ -211,19 +214,27 @@ def test_cuervo_preset_scores_ties_as_slm_scaling_does(tiny_llama_dir, tmp_path)
         rows.append({"id": i, "positive": pos, "negative": neg, "type": f"t{i % 2}", "subtype": "s", "item": str(i),
                      "voice": "v"})
     (tmp_path / "pairs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    grouping = "grouping: {item: [type, subtype, item], breakdown: [type], voice: voice}"
+    # the bundled sBLIMP template, read from units: its scoring rules on this data
+    (tmp_path / "sblimp_units.yaml").write_text(
+        f"include: {builtin_task_dir() / 'sblimp' / '_template.yaml'}\n"
+        "name: t_sblimp_like\nsource: units_jsonl\npath: ./pairs.jsonl\n")
     (tmp_path / "tasks.yaml").write_text(
-        "- {name: t_sblimp_like, family: voice_averaged, source: units_jsonl, path: ./pairs.jsonl,\n"
-        "   grouping: {item: [type, subtype, item], breakdown: [type], voice: voice}}\n"
+        f"- {{name: t_voice_other, family: voice_averaged, source: units_jsonl, path: ./pairs.jsonl, {grouping}}}\n"
         "- {name: t_cloze_like, family: pairs, source: units_jsonl, path: ./pairs.jsonl}\n")
-    res = slmeval.evaluate(tiny_llama_dir, ["t_sblimp_like", "t_cloze_like"], include_path=[tmp_path],
-                           protocol="cuervo", output=tmp_path / "run", progress=False)
-    assert res["configs"]["t_sblimp_like"]["tie_value"] == 0.5 and res["configs"]["t_cloze_like"]["tie_value"] == 0.0
-    for task, is_sblimp in (("t_sblimp_like", True), ("t_cloze_like", False)):
+    names = ["t_sblimp_like", "t_voice_other", "t_cloze_like"]
+    res = slmeval.evaluate(tiny_llama_dir, names, include_path=[tmp_path], protocol="cuervo",
+                           output=tmp_path / "run", progress=False)
+    assert {t: res["configs"][t]["tie_value"] for t in names} == {"t_sblimp_like": 0.5, "t_voice_other": 0.0,
+                                                                  "t_cloze_like": 0.0}
+    assert res["configs"]["t_voice_other"]["family"] == res["configs"]["t_sblimp_like"]["family"] == "voice_averaged"
+    assert res["config"]["protocol"]["tie_value_by_family"] == {}
+    for task in names:
         samples = [json.loads(x) for x in (tmp_path / "run" / f"samples_{task}.jsonl").read_text().splitlines()]
         ties = 0
         for s in samples:
             pos_nll, neg_nll = -s["positive_score"], -s["negative_score"]
-            expected = 1.0 if pos_nll < neg_nll else 0.5 if (is_sblimp and pos_nll == neg_nll) else 0.0
+            expected = 1.0 if pos_nll < neg_nll else 0.5 if (task == "t_sblimp_like" and pos_nll == neg_nll) else 0.0
             assert s["correct"] == expected, (task, s["id"])
             ties += pos_nll == neg_nll
         assert ties == 4

@@ -29,7 +29,7 @@ REL_TOL, ABS_TOL = 1e-9, 1e-12
 MAX_SHOWN = 12
 SAMPLE_FIELDS = ("id", "positive_key", "negative_key", "positive_score", "negative_score", "correct", "meta")
 # Protocol fields newer than the first recorded runs; their defaults reproduce what those runs computed.
-LATER_PROTOCOL_FIELDS = ("tie_value_by_family", "logprob_dtype")
+LATER_PROTOCOL_FIELDS = ("tie_value_by_family", "logprob_dtype", "overridden")
 LM_EVAL = "lm-eval"    # config.protocol.name of `slmeval text` runs (lm-eval's multiple_choice scoring)
 
 
@@ -37,9 +37,35 @@ class VerificationError(ValueError):
     """A run whose recorded numbers do not follow from its samples (the message lists the differences)."""
 
 
-def pair_correct(protocol: Protocol, family: str, pos_score: float, neg_score: float) -> float:
-    """The credit of one pair under `protocol` — the single rule the evaluator and every check use."""
-    return pair_credit(pos_score, neg_score, protocol.tie_value_for(family))
+def pair_correct(tie_value: float, pos_score: float, neg_score: float) -> float:
+    """The credit of one pair of a task whose ties get `tie_value` (the task's, `Protocol.tie_value_for`)
+    — the single rule the evaluator and every check use."""
+    return pair_credit(pos_score, neg_score, tie_value)
+
+
+def task_tie(record: object, config: dict, task: str) -> tuple[float, list[str]]:
+    """(the tie credit to re-derive `task` with, what is wrong with the recorded one).
+
+    The credit follows from the record as the evaluator resolved it: `Protocol.tie_value_for` on the
+    recorded protocol, the task's recorded family and its `tie_value_by_protocol`. Where the run
+    recorded the credit it used (`configs.<task>.tie_value`), the samples are checked against that, and
+    a recorded credit the protocol and task config do not give is a problem. A run recorded before task
+    files declared ties has no `tie_value_by_protocol`: its protocol's `tie_value_by_family` (cuervo's
+    {voice_averaged: 0.5} then) gives what it computed; one older still has neither: its `tie_value`.
+    """
+    declared = config.get("tie_value_by_protocol") or {}
+    if not isinstance(declared, dict) or not all(_finite(v) for v in declared.values()):
+        return 0.0, [f"configs.{task}.tie_value_by_protocol = {declared!r}: expected protocol names mapped to credits"]
+    derived = protocol_from_record(record).tie_value_for(config["family"], declared)
+    if "tie_value" not in config:
+        return derived, []
+    recorded = config["tie_value"]
+    if not _finite(recorded) or not 0.0 <= recorded <= 1.0:
+        return derived, [f"configs.{task}.tie_value = {recorded!r}: expected a credit in [0, 1]"]
+    if not _same(recorded, derived):
+        return recorded, [f"configs.{task}.tie_value = {recorded!r} but the recorded protocol and task config give "
+                          f"{derived!r}"]
+    return recorded, []
 
 
 def lm_eval_credit(sample: dict) -> float:
@@ -57,14 +83,19 @@ def lm_eval_extra_metrics(breakdowns: dict) -> dict:
     return {"acc_paradigm_mean": float(sum(v["acc"] for v in paradigms) / len(paradigms))}
 
 
-def credit_rule(protocol_record: object, family: str) -> tuple[Callable[[dict], float], str, str]:
+def credit_rule(protocol_record: object, tie_value: float | None) -> tuple[Callable[[dict], float], str, str]:
     """(credit of a sample, how a side's score derives from its log-prob: "mean" or "sum", the dtype that
-    reduction ran in) for a recorded protocol — slmeval's (`Protocol`) or lm-eval's (`slmeval text` runs)."""
-    if isinstance(protocol_record, dict) and protocol_record.get("name") == LM_EVAL:
+    reduction ran in) for a recorded protocol — slmeval's (`Protocol`, a tie credited `tie_value`: the
+    task's, `task_tie`) or lm-eval's (`slmeval text` runs, whose ties go to the first choice)."""
+    if is_lm_eval(protocol_record):
         return lm_eval_credit, str(protocol_record.get("score", "sum")), "float64"
     protocol = protocol_from_record(protocol_record)
-    return ((lambda s: pair_correct(protocol, family, s["positive_score"], s["negative_score"])), protocol.score,
+    return ((lambda s: pair_correct(tie_value, s["positive_score"], s["negative_score"])), protocol.score,
             reduce_dtype(protocol))
+
+
+def is_lm_eval(protocol_record: object) -> bool:
+    return isinstance(protocol_record, dict) and protocol_record.get("name") == LM_EVAL
 
 
 def metric_rows(samples: Iterable[dict]) -> pd.DataFrame:
@@ -87,7 +118,13 @@ def protocol_from_record(record: object) -> Protocol:
         missing = required if not isinstance(record, dict) else [n for n in required if n not in record]
         raise VerificationError(f"config.protocol lacks field(s) {missing}: the credit of each pair cannot be "
                                 "re-derived")
-    return Protocol(**{n: record[n] for n in names if n in record})
+    values = {n: record[n] for n in names if n in record}
+    if "overridden" in values:   # the fields --protocol-args set (their tie beats a task file's)
+        if not isinstance(values["overridden"], list) or not all(isinstance(v, str) for v in values["overridden"]):
+            raise VerificationError(f"config.protocol.overridden = {values['overridden']!r}: expected a list of "
+                                    "protocol field names")
+        values["overridden"] = tuple(values["overridden"])
+    return Protocol(**values)
 
 
 def grouping_from_record(config: dict) -> Grouping:
@@ -190,18 +227,17 @@ def task_problems(results: dict, task: str, samples: list[dict], where: str) -> 
     if not samples:
         return [f"{where}: no samples"]
     record = (results.get("config") or {}).get("protocol")
-    credit, score_rule, score_dtype = credit_rule(record, config["family"])
-    tie = None if isinstance(record, dict) and record.get("name") == LM_EVAL else \
-        protocol_from_record(record).tie_value_for(config["family"])
-    problems = ([] if samples_pass(samples, tie, score_rule, score_dtype, REL_TOL, ABS_TOL)   # columns at once
-                else _sample_problems(samples, credit, score_rule, score_dtype, where))       # names each problem
+    tie, problems = (None, []) if is_lm_eval(record) else task_tie(record, config, task)
+    credit, score_rule, score_dtype = credit_rule(record, tie)
+    problems += ([] if samples_pass(samples, tie, score_rule, score_dtype, REL_TOL, ABS_TOL)   # columns at once
+                 else _sample_problems(samples, credit, score_rule, score_dtype, where))      # names each problem
     if problems:
         return problems
     try:
         metrics, breakdowns = metrics_from_samples(config["family"], grouping_from_record(config), samples)
     except (ValueError, KeyError) as err:
         return [f"{where}: the metrics cannot be re-derived from these samples ({err})"]
-    if isinstance(record, dict) and record.get("name") == LM_EVAL:
+    if is_lm_eval(record):
         metrics.update(lm_eval_extra_metrics(breakdowns))
     problems += _differences((results.get("results") or {}).get(task) or {}, metrics, f"results.{task}")
     problems += _differences((results.get("breakdowns") or {}).get(task) or {}, breakdowns, f"breakdowns.{task}")
@@ -227,7 +263,7 @@ def provenance_problems(results: dict) -> list[str]:
     if not isinstance(config, dict) or not isinstance(prov, dict):
         return ["config and provenance must be objects"]
     problems = []
-    speech = not (isinstance(config.get("protocol"), dict) and config["protocol"].get("name") == LM_EVAL)
+    speech = not is_lm_eval(config.get("protocol"))
     if speech and "model_sha256" not in config:
         problems.append("config.model_sha256 is missing (a speech run records the model hash in config and "
                         "provenance)")
@@ -244,7 +280,7 @@ def verify_run(results: dict, samples: dict[str, list[dict]], *, source: str,
     """Raise VerificationError (naming `source` and listing the differences) unless every task's numbers
     in `results` follow from its samples."""
     try:
-        credit_rule((results.get("config") or {}).get("protocol"), "")
+        credit_rule((results.get("config") or {}).get("protocol"), None)
     except VerificationError as err:
         raise VerificationError(f"{source}: {err}") from None
     problems: list[str] = provenance_problems(results)

@@ -6,7 +6,7 @@ the full protocol, never just its name.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Literal
+from typing import Literal, Mapping
 
 from slmeval.plugins import PluginError, Registry
 
@@ -24,8 +24,9 @@ class Protocol:
     start_token: Literal["bos", "eos", "none"]   # prepended context token; "none" leaves the first unit unscored
     score_eos: bool                         # append EOS and score it as the last prediction
     tie_value: float = 0.5                  # credit for a pair whose two scores are exactly equal
-    # Per metric family (the task file's `family`), a tie credit that replaces tie_value: slm_scaling
-    # half-credits ties on sBLIMP only. Resolved per task by `tie_value_for`.
+    # Per metric family (the task file's `family`), a tie credit that replaces tie_value — set by the user
+    # (`--protocol-args tie_value_by_family=...`) or a plugin preset; no built-in preset has one: a rule of
+    # one benchmark (slm_scaling half-credits ties on sBLIMP only) is its task file's `tie_value_by_protocol`.
     tie_value_by_family: dict[str, float] = field(default_factory=dict)
     # The dtype the log-softmax and the per-sequence sum / mean are computed in. float32: log-softmax in
     # float32, sum and mean in float64. bfloat16 / float16: logits cast to it, log-softmax output, the
@@ -33,17 +34,49 @@ class Protocol:
     # torch computes cross_entropy(reduction="none") → sum → divide on logits of that dtype (slamkit
     # run with its model in bfloat16). See docs/models.md, "Reproducing the peers exactly".
     logprob_dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    # The fields `--protocol-args` set (sorted): the user's explicit choices, which beat a task file's
+    # per-protocol tie rule (`tie_value_for`). Not a scoring choice itself, so never a --protocol-args key;
+    # recorded only when non-empty (a preset's record is what it was before this field existed).
+    overridden: tuple[str, ...] = ()
 
     @property
     def first_unit_scored(self) -> bool:
         return self.start_token != "none"
 
-    def tie_value_for(self, family: str) -> float:
-        """The credit a tie gets in a task of this metric family."""
+    @property
+    def preset(self) -> str:
+        """The preset this protocol was built from: "cuervo+custom" → "cuervo"."""
+        return self.name.split("+", 1)[0]
+
+    def tie_value_for(self, family: str, declared: Mapping[str, float] | None = None) -> float:
+        """The credit of a tie in one task: the one resolution the evaluator (scoring and the record
+        `configs.<task>.tie_value`), `slmeval check` / verify, the leaderboard and the run header use.
+
+        `family` is the task's metric family; `declared` its task file's `tie_value_by_protocol`
+        ({preset: credit}, a rule of the benchmark, e.g. sBLIMP `{cuervo: 0.5}`). Most specific first:
+          1. `--protocol-args tie_value_by_family` naming the task's family (the user, for that family);
+          2. `--protocol-args tie_value` (the user, for every task);
+          3. the task file's credit for this protocol's preset (a "+custom" protocol counts as its preset);
+          4. the protocol's own `tie_value_by_family` for the family (a plugin preset's, or a run recorded
+             before task files declared ties, whose cuervo preset carried {voice_averaged: 0.5});
+          5. the protocol's `tie_value`.
+        """
+        user = set(self.overridden)
+        if "tie_value_by_family" in user and family in self.tie_value_by_family:
+            return self.tie_value_by_family[family]
+        if "tie_value" in user:
+            return self.tie_value
+        if declared and self.preset in declared:
+            return declared[self.preset]
         return self.tie_value_by_family.get(family, self.tie_value)
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "first_unit_scored": self.first_unit_scored}
+        record = {**asdict(self), "first_unit_scored": self.first_unit_scored}
+        if self.overridden:
+            record["overridden"] = list(self.overridden)
+        else:
+            del record["overridden"]
+        return record
 
 
 def sequence_score(logprob: float, n_scored: int, how: str, dtype: str = "float64") -> float:
@@ -76,9 +109,9 @@ PRESETS: dict[str, Protocol] = {
     # slamkit: mean NLL over a BOS ... EOS sequence, both boundary predictions scored.
     "slamkit": Protocol("slamkit", score="mean", start_token="bos", score_eos=True),
     # Cuervo & Marxer (slm_scaling): EOS doubles as the start token, terminal EOS not scored; an exact tie
-    # scores 0 except on sBLIMP (its metric family), where it scores 0.5 (src/slm/evaluate.py `summarize`).
-    "cuervo": Protocol("cuervo", score="mean", start_token="eos", score_eos=False, tie_value=0.0,
-                       tie_value_by_family={"voice_averaged": 0.5}),
+    # scores 0 (src/slm/evaluate.py `summarize`). slm_scaling's one exception, 0.5 on sBLIMP (`task ==
+    # "sblimp"`, a benchmark, not a metric family), is the sBLIMP task file's `tie_value_by_protocol`.
+    "cuervo": Protocol("cuervo", score="mean", start_token="eos", score_eos=False, tie_value=0.0),
 }
 
 
@@ -98,7 +131,7 @@ def get_protocol(name: str, overrides: dict[str, str] | None = None) -> Protocol
         raise ProtocolError(f"protocol {name!r} ({PROTOCOLS.origin(name)}) is not a Protocol named {name!r}")
     if not overrides:
         return proto
-    known = {f.name: f for f in fields(Protocol) if f.name != "name"}
+    known = {f.name: f for f in fields(Protocol) if f.name not in ("name", "overridden")}
     changes: dict[str, object] = {}
     for key, raw in overrides.items():
         if key not in known:
@@ -113,7 +146,7 @@ def get_protocol(name: str, overrides: dict[str, str] | None = None) -> Protocol
             changes[key] = _family_credits(raw)
         else:
             changes[key] = raw
-    proto = replace(proto, name=f"{name}+custom", **changes)
+    proto = replace(proto, name=f"{name}+custom", overridden=tuple(sorted(changes)), **changes)
     _validate(proto)
     return proto
 

@@ -51,6 +51,9 @@ class TaskConfig:
     grouping: Grouping = field(default_factory=Grouping)
     headline: str = "acc"           # the metric shown first and published
     headline_by_protocol: dict = field(default_factory=dict)   # {protocol preset: metric} where papers differ
+    # {protocol preset: credit of a tie} where the benchmark's peers score ties their own way (sBLIMP under
+    # cuervo: 0.5); the precedence against --protocol-args: Protocol.tie_value_for (slmeval/scoring/protocol.py)
+    tie_value_by_protocol: dict = field(default_factory=dict)
     exports: dict = field(default_factory=dict)        # {export name: {its arguments}} (slmeval.exports.base)
     leaderboard: dict = field(default_factory=dict)    # {section: key, title: shown name}; section defaults to name
     version: int = 1
@@ -94,7 +97,13 @@ class TaskConfig:
         return self.leaderboard.get("section", self.name)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The task as results.json's `configs.<task>` records it (and the resume fingerprint hashes it).
+        `tie_value_by_protocol` only where declared: every other task's record and fingerprint stay what
+        they were before the field existed."""
+        record = asdict(self)
+        if not self.tie_value_by_protocol:
+            del record["tie_value_by_protocol"]
+        return record
 
 
 @dataclass(frozen=True)
@@ -130,7 +139,7 @@ def _grouping(raw: Any, where: str) -> Grouping:
 
 _TYPES: dict[str, tuple[type, ...]] = {
     "name": (str,), "source": (str,), "path": (str,), "family": (str,), "options": (dict,), "headline": (str,),
-    "headline_by_protocol": (dict,), "exports": (dict,), "leaderboard": (dict,), "version": (int,),
+    "headline_by_protocol": (dict,), "tie_value_by_protocol": (dict,), "exports": (dict,), "leaderboard": (dict,), "version": (int,),
     "description": (str,), "how_to_get": (str,), "mini": (bool,), "hub": (dict,), "archive": (dict,)}
 
 
@@ -151,6 +160,22 @@ def _legacy_family(raw: dict, origin: str) -> dict:
     log.warning("%s: `family: %s` is the previous task-file format (deprecated); it reads as `family: pairs` "
                 "with `grouping: %s`: write that instead", origin, family, grouping)
     return {**raw, "family": "pairs", "grouping": raw["grouping"] if raw.get("grouping") is not None else grouping}
+
+
+def _tie_credits(raw: Any, origin: str) -> dict[str, float]:
+    """`tie_value_by_protocol`: {protocol preset name: a credit in [0, 1]}. Any preset name is accepted
+    (a task file may name a plugin's protocol that is not installed here, as `headline_by_protocol` may),
+    but not a "+custom" one: a customised protocol reads its preset's entry."""
+    credits: dict[str, float] = {}
+    for name, value in (raw or {}).items():
+        where = f"{origin}: field tie_value_by_protocol.{name}"
+        if not isinstance(name, str) or not name or "+" in name:
+            raise TaskError(f"{origin}: field tie_value_by_protocol: {name!r} is not a protocol preset name "
+                            "(e.g. {cuervo: 0.5}; a customised protocol reads its preset's entry)")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+            raise TaskError(f"{where}: expected the credit of a tie, a number in [0, 1], got {value!r}")
+        credits[name] = float(value)
+    return credits
 
 
 def make_task(raw: Any, origin: str, base_dir: str = "") -> TaskConfig:
@@ -187,6 +212,7 @@ def make_task(raw: Any, origin: str, base_dir: str = "") -> TaskConfig:
     values = {k: v for k, v in raw.items() if v is not None}
     values.update(options=dict(raw.get("options") or {}), grouping=_grouping(raw.get("grouping"), origin),
                   exports=exports, headline_by_protocol=dict(raw.get("headline_by_protocol") or {}),
+                  tie_value_by_protocol=_tie_credits(raw.get("tie_value_by_protocol"), origin),
                   leaderboard=dict(raw.get("leaderboard") or {}), hub=dict(raw.get("hub") or {}),
                   archive=dict(raw.get("archive") or {}))
     return TaskConfig(**values, origin=origin, base_dir=base_dir)
