@@ -7,6 +7,10 @@ two runs normalised: the date, the slmeval version and git sha, and the temporar
 inside paths. tests/test_regression_outputs.py reruns the same runs and compares byte for byte. The
 fixture was written by the code of main at 930071b, without the per-pair overhead work of issue 22
 (re-record after a deliberate change of the output, e.g. a new results.json field, and say so).
+Re-recorded for issue 24 (tie credit declared per protocol in the task files): configs.mini_sblimp gained
+`tie_value_by_protocol: {cuervo: 0.5}` (every sample and number of the mini runs unchanged); under
+cuervo, reg_units_voices (voice_averaged, no tie rule of its own) credits its 12 ties 0 instead of 0.5
+and config.protocol.tie_value_by_family is {}; the slamkit+custom run records `overridden: ["score"]`.
 
 The runs: the four bundled mini tasks through the demo tokenizer and model (the audio path, unit
 cache cold and then warm), units_jsonl tasks with ties (identical sides), the same unit sequence in

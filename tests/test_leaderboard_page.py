@@ -56,21 +56,21 @@ def test_same_model_as_must_name_another_row(tmp_path):
         load_literature(path)
 
 
-@pytest.mark.parametrize("preset, family, text", [
-    ("slmeval", "pairs", "slmeval: mean log-prob per unit, after BOS, EOS not scored, ties ½ credit"),
-    ("slamkit", "pairs", "slamkit: mean log-prob per unit, after BOS, EOS scored, ties ½ credit"),
-    ("cuervo", "pairs", "cuervo: mean log-prob per unit, after EOS (as start token), EOS not scored, ties no credit"),
-    ("cuervo", "voice_averaged", "cuervo: mean log-prob per unit, after EOS (as start token), EOS not scored, "
-                                 "ties ½ credit"),     # slm_scaling half-credits ties on sBLIMP only
+@pytest.mark.parametrize("preset, tie, text", [
+    ("slmeval", None, "slmeval: mean log-prob per unit, after BOS, EOS not scored, ties ½ credit"),
+    ("slamkit", None, "slamkit: mean log-prob per unit, after BOS, EOS scored, ties ½ credit"),
+    ("cuervo", None, "cuervo: mean log-prob per unit, after EOS (as start token), EOS not scored, ties no credit"),
+    ("cuervo", 0.5, "cuervo: mean log-prob per unit, after EOS (as start token), EOS not scored, "
+                    "ties ½ credit"),     # a task's own credit (sBLIMP's task file under cuervo)
 ])
-def test_protocol_in_words(preset, family, text):
-    assert describe_protocol(PRESETS[preset].to_dict(), family) == text
+def test_protocol_in_words(preset, tie, text):
+    assert describe_protocol(PRESETS[preset].to_dict(), tie) == text
 
 
 def test_protocol_in_words_names_sum_and_dtype():
     proto = {**PRESETS["slmeval"].to_dict(), "score": "sum", "start_token": "none", "logprob_dtype": "bfloat16",
              "name": "slmeval+custom"}
-    assert describe_protocol(proto, "pairs") == ("slmeval+custom: summed log-prob, no start token (first unit "
+    assert describe_protocol(proto) == ("slmeval+custom: summed log-prob, no start token (first unit "
                                                  "unscored), EOS not scored, ties ½ credit, log-probs in bfloat16")
 
 

@@ -78,6 +78,9 @@ def test_the_fixture_holds_the_cases_it_claims():
     assert len(ties) >= 32 and all(s["correct"] == 0.5 for s in ties)
     cuervo = _parse("x.jsonl", EXPECTED["units_cuervo"]["samples_reg_units.jsonl"])
     assert all(s["correct"] == 0.0 for s in cuervo if s["positive_score"] == s["negative_score"])
+    # a voice_averaged task with no tie rule of its own: cuervo's 0, not sBLIMP's 0.5 (issue 24)
+    voices = _parse("x.jsonl", EXPECTED["units_cuervo"]["samples_reg_units_voices.jsonl"])
+    assert [s["correct"] for s in voices if s["positive_score"] == s["negative_score"]] == [0.0] * 12
     lengths = [s["positive_units"] for s in samples if s["meta"]["kind"] == "shared"]
     assert lengths.count(17) >= 10
     assert "reg_units" in json.loads(EXPECTED["units_resumed"]["results.json"])["provenance"]["resumed"]

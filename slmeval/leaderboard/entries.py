@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, fields
 from slmeval.leaderboard.literature import ReportedNumber, ReportedRow, reported_numbers
 from slmeval.leaderboard.registered import placement, registered_tasks
 from slmeval.leaderboard.store import Submission, data_status
+from slmeval.results.verify import is_lm_eval, task_tie
 
 CONSISTENT = "consistent"
 REPORTED = "reported"
@@ -71,10 +72,10 @@ def compact_tokenizer(identity: dict | None) -> str:
 _LONG_HEX = re.compile(r"^[0-9a-f]{40,}$")
 
 
-def describe_protocol(protocol: dict | None, family: str | None = None) -> str:
+def describe_protocol(protocol: dict | None, tie_value: float | None = None) -> str:
     from slmeval.leaderboard.present import describe_protocol as describe   # present.py imports this module
 
-    return describe(protocol, family)
+    return describe(protocol, tie_value)
 
 
 def _summary(mapping: dict | None) -> str:
@@ -89,12 +90,13 @@ def _summary(mapping: dict | None) -> str:
     return "; ".join(f"{k}={show(v)}" for k, v in sorted(mapping.items()))
 
 
-def _family(task: str, results: dict, registry: dict) -> str | None:
-    """The metric family that decides this task's tie credit: the board's registered task, else the run's."""
-    if task in registry:
-        return registry[task].family
-    config = results["configs"].get(task)
-    return config.get("family") if isinstance(config, dict) else None
+def _tie(task: str, results: dict) -> float | None:
+    """The tie credit this task was scored with: the one the run recorded, as verify re-derived the samples
+    with it (for a task this board registers, `config_problems` has checked it is the registered task's)."""
+    record, config = results["config"].get("protocol"), results["configs"].get(task)
+    if is_lm_eval(record) or not isinstance(config, dict):
+        return None
+    return task_tie(record, config, task)[0]
 
 
 def _pct(value: object) -> float | None:
@@ -120,7 +122,7 @@ def submitted_entries(submission: Submission, official: dict[str, dict], registr
             params=meta.get("params"), tokens=meta.get("tokens"), compute=meta.get("compute"),
             compute_approx=bool(meta.get("compute_approx")),
             data_status=status[task]["status"], data_note=status[task]["reason"],
-            protocol=describe_protocol(results["config"].get("protocol"), _family(task, results, registry)),
+            protocol=describe_protocol(results["config"].get("protocol"), _tie(task, results)),
             protocol_identity=_summary(results["config"].get("protocol")),
             tokenizer=compact_tokenizer(results["config"].get("tokenizer")),
             provenance=prov, category="", section_title=title, mini=mini,

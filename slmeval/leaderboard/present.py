@@ -28,9 +28,10 @@ def _credit(value: object) -> str:
     return names.get(value, f"{value} credit") if isinstance(value, (int, float)) else f"{value} credit"
 
 
-def describe_protocol(protocol: dict | None, family: str | None = None) -> str:
+def describe_protocol(protocol: dict | None, tie_value: float | None = None) -> str:
     """"slmeval: mean log-prob per unit, after BOS, EOS not scored, ties ½ credit" — the protocol as it
-    applies to a task of metric family `family` (its tie credit resolved)."""
+    applied to one task: `tie_value` is that task's tie credit (`task_tie` of its record, which resolves
+    it as the run did: Protocol.tie_value_for); None: the protocol's own `tie_value`."""
     if not isinstance(protocol, dict) or not protocol:
         return ""
     score = protocol.get("score")
@@ -40,9 +41,7 @@ def describe_protocol(protocol: dict | None, family: str | None = None) -> str:
     parts.append({"bos": "after BOS", "eos": "after EOS (as start token)",
                   "none": "no start token (first unit unscored)"}.get(start, f"start {start}"))
     parts.append("EOS scored" if protocol.get("score_eos") else "EOS not scored")
-    by_family = protocol.get("tie_value_by_family") or {}
-    tie = by_family.get(family, protocol.get("tie_value")) if isinstance(by_family, dict) else protocol.get("tie_value")
-    parts.append(f"ties {_credit(tie)}")
+    parts.append(f"ties {_credit(protocol.get('tie_value') if tie_value is None else tie_value)}")
     dtype = protocol.get("logprob_dtype")
     if dtype and dtype != "float32":
         parts.append(f"log-probs in {dtype}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 
+from slmeval.results.verify import is_lm_eval, protocol_from_record, task_tie
 from slmeval.task_loader.registry import TaskConfig, all_tasks
 
 # The fields that decide what is read, how it is scored and grouped, and where it is shown. Paths and
@@ -50,4 +51,20 @@ def config_problems(results: dict, registry: dict[str, TaskConfig]) -> list[str]
             if _plain(submitted.get(key)) != mine[key]:
                 problems.append(f"configs.{task}.{key} = {submitted.get(key)!r} but the registered task {task!r} "
                                 f"version {cfg.version} has {mine[key]!r}")
+        problems += _tie_problems(task, submitted, protocol, cfg)
     return problems
+
+
+def _tie_problems(task: str, submitted: dict, protocol: dict, cfg: TaskConfig) -> list[str]:
+    """The tie credit the run scored the task with must be the one the registered task gives under the
+    run's protocol (both resolved by Protocol.tie_value_for). The resolved credit is compared, not the
+    task file's `tie_value_by_protocol`: a run recorded before task files declared ties has none, and
+    its protocol's `tie_value_by_family` gave the same credit."""
+    if is_lm_eval(protocol) or not isinstance(submitted.get("family"), str):
+        return []
+    used = task_tie(protocol, submitted, task)[0]
+    registered = protocol_from_record(protocol).tie_value_for(cfg.family, cfg.tie_value_by_protocol)
+    if used != registered:
+        return [f"configs.{task}: ties were credited {used} but the registered task {task!r} version {cfg.version} "
+                f"credits them {registered} under protocol {protocol.get('name')!r}"]
+    return []

@@ -83,6 +83,17 @@ def lm_eval_extra_metrics(breakdowns: dict) -> dict:
     return {"acc_paradigm_mean": float(sum(v["acc"] for v in paradigms) / len(paradigms))}
 
 
+def task_ties(results: dict) -> dict[str, float]:
+    """Each task's tie credit in a run's results (`task_tie`); {} for lm-eval runs, whose ties go to
+    the first choice."""
+    record = (results.get("config") or {}).get("protocol")
+    if is_lm_eval(record):
+        return {}
+    configs = results.get("configs") or {}
+    return {task: task_tie(record, configs[task], task)[0] for task in results.get("results") or {}
+            if isinstance(configs.get(task), dict) and isinstance(configs[task].get("family"), str)}
+
+
 def credit_rule(protocol_record: object, tie_value: float | None) -> tuple[Callable[[dict], float], str, str]:
     """(credit of a sample, how a side's score derives from its log-prob: "mean" or "sum", the dtype that
     reduction ran in) for a recorded protocol — slmeval's (`Protocol`, a tie credited `tie_value`: the
