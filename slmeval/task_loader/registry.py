@@ -3,7 +3,8 @@
 
 A task file says everything benchmark-specific: the reader for its published layout and its options
 (the split), the metric family and its grouping (by voice / by item / breakdowns), the headline
-metric (per protocol where papers differ), the exports it feeds and its leaderboard section. Nothing
+metric and the credit of a tie (each per protocol where papers differ), the exports it feeds and its
+leaderboard section. Nothing
 in the evaluator, protocols, exports or leaderboard knows a benchmark by name. Which files are task
 files, and how `include:` works: slmeval/task_loader/files.py.
 
