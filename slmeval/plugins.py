@@ -6,7 +6,7 @@ Inside slmeval a plugin registers with a decorator where it is defined::
     READERS = Registry("reader", group="slmeval.readers", package="slmeval.data")
 
     @READERS.register("zerospeech_sblimp")          # in any module of slmeval/data/
-    def read_sblimp(path, split="dev"): ...
+    def read_zerospeech_sblimp(path, split="dev"): ...      # a reader function is named after its reader
 
 The registry finds the built-ins by importing every module of its `package` (pkgutil.iter_modules, one
 level), so a new built-in plugin is one new file in that folder and nothing else: no list to extend.

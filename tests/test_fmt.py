@@ -59,7 +59,7 @@ def test_leaderboard_uses_the_compute_notation_of_the_figures():
     from slmeval.leaderboard.site import build_scatter, render_page
 
     def entry(model, acc, compute):
-        return Entry(kind="reported", model=model, family="sblimp", task="t", acc=acc, acc_stderr=None,
+        return Entry(kind="reported", model=model, section="sblimp", task="t", acc=acc, acc_stderr=None,
                      acc_macro=None, n_pairs=None, params=1e8, tokens=None, compute=compute, compute_approx=False,
                      data_status="", data_note="", protocol="", tokenizer="", provenance="p", category="")
 

@@ -254,7 +254,7 @@ def test_build_escapes_untrusted_text_and_exports_agree(board: Board, runs: dict
 
 
 def _entry(model: str, acc: float, compute: float | None, params: float | None, kind: str = "reported") -> Entry:
-    return Entry(kind=kind, model=model, family="sblimp", task="t", acc=acc, acc_stderr=None, acc_macro=None,
+    return Entry(kind=kind, model=model, section="sblimp", task="t", acc=acc, acc_stderr=None, acc_macro=None,
                  n_pairs=None, params=params, tokens=None, compute=compute, compute_approx=False, data_status="",
                  data_note="", protocol="", tokenizer="", provenance="p", category="")
 
@@ -298,3 +298,16 @@ def test_mini_tasks_get_their_own_sections_and_compact_tokenizer(board: Board, r
     assert verified["mini_sblimp"]["tokenizer"] == "logmel 40 mels K=64"
     assert "centroids_sha256=" in verified["mini_sblimp"]["tokenizer_identity"]
     assert 'title="centroids_sha256=' in html and ">logmel 40 mels K=64</td>" in html
+
+
+def test_a_rows_section_keeps_its_published_key_family_in_json_and_csv():
+    """Issue 24: `Entry.section` (a leaderboard section, not a task file's metric family) is written under
+    the key leaderboard.json and entries.csv were first published with, `family`; no new key appears."""
+    from slmeval.leaderboard.entries import to_csv, to_json
+
+    entry = _entry("m", 60.0, None, None)
+    assert entry.section == entry.family == "sblimp"
+    (row,) = json.loads(to_json([entry], "now"))["entries"]
+    assert row["family"] == "sblimp" and "section" not in row
+    header, line = list(csv.reader(io.StringIO(to_csv([entry]))))
+    assert header[2] == "family" and "section" not in header and line[2] == "sblimp"

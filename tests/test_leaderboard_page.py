@@ -32,7 +32,7 @@ def test_literature_rows_merge_per_model_and_number():
     assert sum(len(r.scores) for r in rows) == 87 and len(numbers) == 87 - 19
     by = {}
     for n in numbers:
-        by.setdefault((n.model, n.family), []).append(n)
+        by.setdefault((n.model, n.section), []).append(n)
     gslm = by[("GSLM", "sblimp")]
     assert len(gslm) == 1 and gslm[0].score == 54.2 and gslm[0].sources == (SLAMMING, CUERVO)
     assert gslm[0].tokens.value == 1e9          # Cuervo & Marxer leave tokens blank: Slamming's 1B is kept

@@ -132,3 +132,14 @@ def test_salmon_errors_and_ignored_options(tmp_path, caplog):
     (tmp_path / "speaker_consistency" / "take1.wav").write_bytes(b"")
     with pytest.raises(DataLayoutError, match="do not match <prefix>_<index>_<option>: take1.wav"):
         read_salmon(tmp_path, parts=["speaker_consistency"])
+
+
+def test_reader_functions_are_named_after_their_readers_and_old_names_still_import():
+    """Issue 24: reader `zerospeech_lexical` was the function `read_swuggy`; the old names stay aliases."""
+    import slmeval.data as data
+    from slmeval.data import READERS
+    from slmeval.data import zerospeech
+
+    assert READERS.get("zerospeech_lexical") is zerospeech.read_zerospeech_lexical is data.read_swuggy
+    assert READERS.get("zerospeech_sblimp") is zerospeech.read_zerospeech_sblimp is data.read_sblimp
+    assert zerospeech.read_zerospeech_lexical.__name__ == "read_zerospeech_lexical"

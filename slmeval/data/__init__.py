@@ -20,8 +20,9 @@ from slmeval.plugins import PluginError
 _LAZY = {"read_hf_pairs": "hf", "read_paired_folder": "paired", "read_storycloze": "storycloze",
          "read_packed_units": "slm_scaling_shards", "read_slm_scaling_shard": "slm_scaling_shards",
          "read_units_jsonl": "units_jsonl", "read_lexical_webdataset": "webdataset",
-         "read_sblimp_webdataset": "webdataset", "read_webdataset_pairs": "webdataset", "read_sblimp": "zerospeech",
-         "read_swuggy": "zerospeech", "read_salmon": "salmon"}
+         "read_sblimp_webdataset": "webdataset", "read_webdataset_pairs": "webdataset",
+         "read_zerospeech_sblimp": "zerospeech", "read_zerospeech_lexical": "zerospeech", "read_salmon": "salmon",
+         "read_sblimp": "zerospeech", "read_swuggy": "zerospeech"}   # the last two: aliases, the names before issue 24
 
 
 def __getattr__(name: str):
@@ -75,4 +76,5 @@ def read_pairs(source: str, path: str | Path, **options) -> list[Pair]:
 __all__ = ["DataLayoutError", "Pair", "Utterance", "READERS", "read_pairs", "reader_options",
            "check_reader_options", "read_sblimp", "read_storycloze", "read_paired_folder", "read_hf_pairs",
            "read_units_jsonl", "read_slm_scaling_shard", "read_packed_units", "read_lexical_webdataset",
-           "read_sblimp_webdataset", "read_webdataset_pairs", "read_swuggy", "read_salmon"]
+           "read_sblimp_webdataset", "read_webdataset_pairs", "read_swuggy", "read_salmon", "read_zerospeech_sblimp",
+           "read_zerospeech_lexical"]

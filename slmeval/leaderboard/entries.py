@@ -21,15 +21,19 @@ from slmeval.results.verify import is_lm_eval, task_tie
 
 CONSISTENT = "consistent"
 REPORTED = "reported"
-FAMILY_ORDER = ("sblimp", "sstorycloze", "tstorycloze")
-FAMILY_TITLES = {"sblimp": "sBLIMP", "sstorycloze": "sStoryCloze", "tstorycloze": "tStoryCloze"}
+# Leaderboard *sections* (a task file's `leaderboard.section`), not metric families (a task file's `family`).
+SECTION_ORDER = ("sblimp", "sstorycloze", "tstorycloze")
+SECTION_TITLES = {"sblimp": "sBLIMP", "sstorycloze": "sStoryCloze", "tstorycloze": "tStoryCloze"}
+FAMILY_ORDER, FAMILY_TITLES = SECTION_ORDER, SECTION_TITLES     # the names before issue 24 (aliases)
+# leaderboard.json and entries.csv keep the key they were first published with: `family` holds the section
+PERSISTED_KEYS = {"section": "family"}
 
 
 @dataclass
 class Entry:
     kind: str                   # "consistent" (a submitted slmeval run) or "reported" (a paper's number)
     model: str
-    family: str                 # the leaderboard section: its task file's `leaderboard.section`
+    section: str                # the leaderboard section: its task file's `leaderboard.section` (`family` in files)
     task: str
     acc: float | None           # percent
     acc_stderr: float | None    # percent
@@ -50,6 +54,11 @@ class Entry:
     tokenizer_identity: str = ""   # the full tokenizer identity (`tokenizer` is the compact form)
     reproduced: str = ""        # consistent rows the board re-ran with every credit equal: the ledger date
     protocol_identity: str = ""    # every protocol field (`protocol` says it in words)
+
+    @property
+    def family(self) -> str:
+        """The section, under the name leaderboard.json / entries.csv give it (PERSISTED_KEYS)."""
+        return self.section
 
 
 def compact_tokenizer(identity: dict | None) -> str:
@@ -116,7 +125,7 @@ def submitted_entries(submission: Submission, official: dict[str, dict], registr
         # where a row is shown comes from the board's task registry, never from the submission's config
         section, title, mini = placement(task, registry)
         rows.append(Entry(
-            kind=CONSISTENT, model=str(meta.get("name", "")), family=section, task=task,
+            kind=CONSISTENT, model=str(meta.get("name", "")), section=section, task=task,
             acc=_pct(metrics["acc"]), acc_stderr=_pct(metrics.get("acc_stderr")),
             acc_macro=_pct(metrics.get("acc_macro")), n_pairs=metrics["n_pairs"],
             params=meta.get("params"), tokens=meta.get("tokens"), compute=meta.get("compute"),
@@ -132,13 +141,13 @@ def submitted_entries(submission: Submission, official: dict[str, dict], registr
 
 def reported_entries(number: ReportedNumber) -> Entry:
     compute = number.compute
-    return Entry(kind=REPORTED, model=number.model, family=number.family, task=f"{number.family} (as reported)",
+    return Entry(kind=REPORTED, model=number.model, section=number.section, task=f"{number.section} (as reported)",
                  acc=number.score, acc_stderr=None, acc_macro=None, n_pairs=None,
                  params=number.params.value if number.params else None,
                  tokens=number.tokens.value if number.tokens else None,
                  compute=compute.value if compute else None, compute_approx=bool(compute and compute.approx),
                  data_status="", data_note="", protocol="", tokenizer="", provenance=number.citation,
-                 category=number.category, section_title=FAMILY_TITLES.get(number.family, number.family))
+                 category=number.category, section_title=SECTION_TITLES.get(number.section, number.section))
 
 
 def build_entries(submissions: list[Submission], literature: list[ReportedRow],
@@ -149,17 +158,24 @@ def build_entries(submissions: list[Submission], literature: list[ReportedRow],
     return rows
 
 
-def families(entries: list[Entry]) -> list[str]:
+def sections(entries: list[Entry]) -> list[str]:
     """Section keys: the benchmarks papers report first, then other tasks, then bundled mini tasks."""
-    present = {e.family for e in entries}
-    mini = {e.family for e in entries if e.mini}
-    rest = present - set(FAMILY_ORDER)
-    return [f for f in FAMILY_ORDER if f in present] + sorted(rest - mini) + sorted(rest & mini)
+    present = {e.section for e in entries}
+    mini = {e.section for e in entries if e.mini}
+    rest = present - set(SECTION_ORDER)
+    return [s for s in SECTION_ORDER if s in present] + sorted(rest - mini) + sorted(rest & mini)
+
+
+families = sections     # the name before issue 24 (alias)
+
+
+def _persisted(entry: Entry) -> dict:
+    return {PERSISTED_KEYS.get(k, k): v for k, v in asdict(entry).items()}
 
 
 def to_json(entries: list[Entry], generated: str) -> str:
     return json.dumps({"generated": generated, "accuracy_unit": "percent", "compute_unit": "FLOPs (6*N*D)",
-                       "entries": [asdict(e) for e in entries]}, indent=2, sort_keys=True, allow_nan=False)
+                       "entries": [_persisted(e) for e in entries]}, indent=2, sort_keys=True, allow_nan=False)
 
 
 def _csv_cell(value: object) -> object:
@@ -173,7 +189,7 @@ def to_csv(entries: list[Entry]) -> str:
     buffer = io.StringIO()
     names = [f.name for f in fields(Entry)]
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(names)
+    writer.writerow([PERSISTED_KEYS.get(n, n) for n in names])
     for entry in entries:
         writer.writerow([_csv_cell(getattr(entry, n)) for n in names])
     return buffer.getvalue()

@@ -14,8 +14,9 @@ from pathlib import Path
 
 from slmeval.leaderboard.quantities import Quantity, parse_quantity, training_compute
 
-SCORE_FAMILIES = ("sblimp", "sstorycloze", "tstorycloze")   # CSV columns, accuracy in percent
-REQUIRED_COLUMNS = ("model", "category", "params", "train_tokens", *SCORE_FAMILIES, "source", "status")
+SCORE_SECTIONS = ("sblimp", "sstorycloze", "tstorycloze")   # CSV columns (leaderboard sections), accuracy in percent
+SCORE_FAMILIES = SCORE_SECTIONS     # the name before issue 24 (alias)
+REQUIRED_COLUMNS = ("model", "category", "params", "train_tokens", *SCORE_SECTIONS, "source", "status")
 ALIAS_COLUMN = "same_model_as"     # optional: the model name this row reprints under another name
 
 
@@ -29,7 +30,7 @@ class ReportedRow:
     category: str
     params: Quantity | None
     tokens: Quantity | None
-    scores: dict[str, float]            # family -> accuracy in percent (only the families reported)
+    scores: dict[str, float]            # section -> accuracy in percent (only the benchmarks reported)
     extra: dict[str, str]               # other columns (genppl, auto_bleu, ...) kept verbatim
     source: str
     same_as: str = ""                   # `same_model_as`: this row's model under the name another row uses
@@ -76,7 +77,7 @@ def load_literature(path: Path) -> list[ReportedRow]:
                 tokens = parse_quantity(record["train_tokens"])
             except ValueError as exc:
                 raise LiteratureError(f"{where}: {exc}") from None
-            scores = {f: s for f in SCORE_FAMILIES
+            scores = {f: s for f in SCORE_SECTIONS
                       if (s := _score(record[f], f"{where} column {f}")) is not None}
             extra = {k: v for k, v in record.items() if k not in (*REQUIRED_COLUMNS, ALIAS_COLUMN) and v}
             rows.append(ReportedRow(record["model"].strip(), record["category"].strip(), params, tokens, scores,
@@ -93,7 +94,7 @@ def load_literature(path: Path) -> list[ReportedRow]:
 class ReportedNumber:
     """One model's number on one benchmark, with every paper table that reports it."""
     model: str                          # the canonical name (the row `same_model_as` points to)
-    family: str
+    section: str                        # the leaderboard section (benchmark) the number is for
     score: float
     category: str
     params: Quantity | None             # the first source's; others that differ are named in `citation`
@@ -111,11 +112,11 @@ def reported_numbers(rows: list[ReportedRow]) -> list[ReportedNumber]:
     is one entry citing both."""
     groups: dict[tuple[str, str, float], list[ReportedRow]] = {}
     for row in rows:
-        for family in SCORE_FAMILIES:
-            if family in row.scores:
-                groups.setdefault((row.canonical, family, row.scores[family]), []).append(row)
+        for section in SCORE_SECTIONS:
+            if section in row.scores:
+                groups.setdefault((row.canonical, section, row.scores[section]), []).append(row)
     out = []
-    for (model, family, score), group in groups.items():
+    for (model, section, score), group in groups.items():
         first = group[0]
         params = next((r.params for r in group if r.params), None)
         tokens = next((r.tokens for r in group if r.tokens), None)
@@ -127,6 +128,6 @@ def reported_numbers(rows: list[ReportedRow]) -> list[ReportedNumber]:
             if r.tokens and tokens and r.tokens != tokens:
                 notes.append(f"{r.tokens} tokens")
             parts.append(r.source + (f" ({', '.join(notes)})" if notes else ""))
-        out.append(ReportedNumber(model, family, score, first.category, params, tokens,
+        out.append(ReportedNumber(model, section, score, first.category, params, tokens,
                                   tuple(r.source for r in group), "; ".join(parts)))
     return out

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from slmeval.leaderboard.entries import FAMILY_ORDER, FAMILY_TITLES, Entry
+from slmeval.leaderboard.entries import SECTION_ORDER, SECTION_TITLES, Entry
 
-AVERAGE_OVER = FAMILY_ORDER
+AVERAGE_OVER = SECTION_ORDER
 BENCHMARK, MINI, OTHER = "benchmark", "mini", "other"
 
 
@@ -52,15 +52,15 @@ def declared_sections() -> tuple[set[str], set[str]]:
     """(benchmark sections, mini sections) declared by the registered task files."""
     from slmeval.task_loader.registry import all_tasks
 
-    benchmark, mini = set(FAMILY_ORDER), set()
+    benchmark, mini = set(SECTION_ORDER), set()
     for task in all_tasks().values():
         if task.leaderboard.get("section"):
             (mini if task.mini else benchmark).add(task.section)
     return benchmark - mini, mini
 
 
-def section_kind(family: str, benchmark: set[str], mini: set[str]) -> str:
-    return MINI if family in mini else BENCHMARK if family in benchmark else OTHER
+def section_kind(section: str, benchmark: set[str], mini: set[str]) -> str:
+    return MINI if section in mini else BENCHMARK if section in benchmark else OTHER
 
 
 @dataclass
@@ -81,21 +81,21 @@ class SummaryRow:
 class Summary:
     columns: list[tuple[str, str, bool]]       # (section, title, counts in the average)
     rows: list[SummaryRow] = field(default_factory=list)
-    average_over: tuple[str, ...] = tuple(FAMILY_TITLES.get(s, s) for s in AVERAGE_OVER)   # titles, for the page
+    average_over: tuple[str, ...] = tuple(SECTION_TITLES.get(s, s) for s in AVERAGE_OVER)   # titles, for the page
 
 
 def build_summary(entries: list[Entry], sections: list[str], titles: dict[str, str]) -> Summary:
     """`sections`: the benchmark and mini sections shown, in page order."""
-    columns = [(s, titles.get(s, FAMILY_TITLES.get(s, s)), s in AVERAGE_OVER) for s in sections]
+    columns = [(s, titles.get(s, SECTION_TITLES.get(s, s)), s in AVERAGE_OVER) for s in sections]
     grouped: dict[tuple[str, str], list[Entry]] = {}
     for e in entries:
-        if e.family in sections and e.acc is not None:
+        if e.section in sections and e.acc is not None:
             grouped.setdefault((e.model, e.kind), []).append(e)
     summary = Summary(columns)
     for (model, kind), rows in grouped.items():
         cells, notes = {}, {}
         for section in sections:
-            here = [e for e in rows if e.family == section]
+            here = [e for e in rows if e.section == section]
             if not here:
                 continue
             cells[section] = here[0].acc

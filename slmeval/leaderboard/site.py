@@ -17,7 +17,7 @@ import jinja2
 from markupsafe import Markup
 
 from slmeval.io import atomic_write_text
-from slmeval.leaderboard.entries import REPORTED, Entry, build_entries, families, to_csv, to_json
+from slmeval.leaderboard.entries import REPORTED, Entry, build_entries, sections as section_keys, to_csv, to_json
 from slmeval.leaderboard.literature import load_literature
 from slmeval.leaderboard.present import BENCHMARK, OTHER, build_summary, declared_sections, section_kind
 from slmeval.fmt import format_compute
@@ -90,7 +90,7 @@ class Scatter:
     points: list[Point]
     x_ticks: list[tuple[float, str]]      # (pixel, plain-number label: "1e21")
     y_ticks: list[tuple[float, str]]
-    hidden: int                            # rows of the family without a known compute
+    hidden: int                            # rows of the section without a known compute
 
 
 def _y_step(span: float) -> float:
@@ -141,20 +141,20 @@ def render_page(entries: list[Entry], generated: str, ledger_head: str = "") -> 
     style = (ASSETS / "style.css").read_text(encoding="utf-8")
     sections = []
     benchmark, mini = declared_sections()
-    kinds = {family: section_kind(family, benchmark, mini) for family in families(entries)}
-    for family in [f for f in kinds if kinds[f] != OTHER] + ([OTHER_SECTION] if OTHER in kinds.values() else []):
-        members = [f for f, k in kinds.items() if k == OTHER] if family == OTHER_SECTION else [family]
-        rows = sorted((e for e in entries if e.family in members), key=lambda e: (e.acc is None, -(e.acc or 0.0)))
-        title = OTHER_TITLE if family == OTHER_SECTION else next(
+    kinds = {key: section_kind(key, benchmark, mini) for key in section_keys(entries)}
+    for key in [k for k in kinds if kinds[k] != OTHER] + ([OTHER_SECTION] if OTHER in kinds.values() else []):
+        members = [k for k, kind in kinds.items() if kind == OTHER] if key == OTHER_SECTION else [key]
+        rows = sorted((e for e in entries if e.section in members), key=lambda e: (e.acc is None, -(e.acc or 0.0)))
+        title = OTHER_TITLE if key == OTHER_SECTION else next(
             (e.section_title for e in rows if e.kind != REPORTED and e.section_title),
-            next((e.section_title for e in rows if e.section_title), family))
+            next((e.section_title for e in rows if e.section_title), key))
         # charts for benchmark sections only: never for toy data or ad-hoc tasks, never with a single point
-        scatter = build_scatter(rows) if kinds.get(family) == BENCHMARK else None
-        sections.append({"family": family, "title": title, "rows": rows, "kind": kinds.get(family, OTHER),
+        scatter = build_scatter(rows) if kinds.get(key) == BENCHMARK else None
+        sections.append({"key": key, "title": title, "rows": rows, "kind": kinds.get(key, OTHER),
                          "has_macro": any(e.acc_macro is not None for e in rows),
                          "scatter": scatter if scatter and len(scatter.points) >= 2 else None})
-    shown = [s["family"] for s in sections if s["kind"] != OTHER]
-    summary = build_summary(entries, shown, {s["family"]: s["title"] for s in sections})
+    shown = [s["key"] for s in sections if s["kind"] != OTHER]
+    summary = build_summary(entries, shown, {s["key"]: s["title"] for s in sections})
     csp = (f"default-src 'none'; script-src {_csp_hash(script)}; style-src {_csp_hash(style)}; "
            f"img-src 'none'; base-uri 'none'; form-action 'none'")
     return env.get_template("leaderboard.html.j2").render(
