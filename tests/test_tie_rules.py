@@ -10,6 +10,8 @@ The precedence tested here is the one docs/scoring.md states, most specific firs
 from __future__ import annotations
 
 import copy
+import json
+from pathlib import Path
 
 import pytest
 
@@ -233,3 +235,41 @@ def test_the_board_compares_the_tie_a_run_used_with_its_registered_task():
     assert config_problems(new, registry) == [
         "configs.old_sblimp: ties were credited 0.0 but the registered task 'old_sblimp' version 1 credits them 0.5 "
         "under protocol 'cuervo'"]
+
+
+# -- a run end to end: the bundled sBLIMP template's rule, the header, the record, check -------------
+
+def _tasks(tmp_path: Path) -> None:
+    from slmeval.task_loader.registry import builtin_task_dir
+
+    rows = [{"id": i, "positive": [1 + i, 2, 3], "negative": [1 + i, 2, 3] if i % 2 == 0 else [3, 2, 1 + i],
+             "type": "t", "subtype": "s", "item": str(i), "voice": "v"} for i in range(6)]   # even ids: ties
+    (tmp_path / "pairs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "sb.yaml").write_text(f"include: {builtin_task_dir() / 'sblimp' / '_template.yaml'}\n"
+                                      "name: t_sb\nsource: units_jsonl\npath: ./pairs.jsonl\n")
+    (tmp_path / "cl.yaml").write_text("name: t_cl\nsource: units_jsonl\npath: ./pairs.jsonl\n")
+
+
+@pytest.mark.parametrize("args, header, ties", [
+    ([], "tie=0.0, tie[t_sb]=0.5  ·", {"t_sb": 0.5, "t_cl": 0.0}),
+    (["--protocol-args", "tie_value=1"], "tie=1.0  ·", {"t_sb": 1.0, "t_cl": 1.0}),   # explicit: beats the task file
+])
+def test_a_cuervo_run_scores_records_prints_and_checks_each_tasks_tie(tiny_llama_dir, tmp_path, args, header, ties):
+    from typer.testing import CliRunner
+
+    from slmeval.cli import app
+
+    _tasks(tmp_path)
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["run", "--model", str(tiny_llama_dir), "--tasks", "t_sb,t_cl", "--include-path",
+                                      str(tmp_path), "--protocol", "cuervo", "--output", str(out), "--no-progress",
+                                      *args])
+    assert result.exit_code == 0, result.output
+    assert header in result.output.replace("\n", "")
+    results = json.loads((out / "results.json").read_text())
+    assert {t: c["tie_value"] for t, c in results["configs"].items()} == ties == task_ties(results)
+    for task, tie in ties.items():
+        samples = [json.loads(x) for x in (out / f"samples_{task}.jsonl").read_text().splitlines()]
+        assert [s["correct"] for s in samples if int(s["id"]) % 2 == 0] == [tie] * 3
+    checked = CliRunner().invoke(app, ["check", "--results", str(out), "--baseline", str(out)])
+    assert checked.exit_code == 0, checked.output

@@ -9,8 +9,8 @@ from slmeval.check.runs import Run, RunError, Sample, items_sha256
 from slmeval.check.stats import mcnemar_exact, paired_delta_ci
 from slmeval.results.verify import MAX_SHOWN, VerificationError, task_problems
 
-TIE_RULE = ("ties count as wrong in the McNemar test and at the run protocol's tie value (0.5, or 0 under cuervo) "
-            "in the accuracy delta")
+TIE_RULE = ("ties count as wrong in the McNemar test and at the task's tie value in the run (configs.<task>.tie_value: "
+            "0.5 by default; 0 under cuervo, sBLIMP 0.5) in the accuracy delta")
 CI_METHOD = "Wald interval on per-item paired differences"
 
 

@@ -52,7 +52,8 @@ def print_results(results: dict) -> None:
     from slmeval.results.verify import task_ties
 
     # a task whose tie credit is not the protocol's (sBLIMP under cuervo: its task file's rule)
-    ties = "".join(f", tie[{task}]={v}" for task, v in task_ties(results).items() if v != proto.get("tie_value"))
+    ties = escape("".join(f", tie[{task}]={v}" for task, v in task_ties(results).items()
+                          if v != proto.get("tie_value")))     # escaped: [task] is no rich markup
     dtype = f", logprob_dtype={proto['logprob_dtype']}" if proto.get("logprob_dtype", "float32") != "float32" else ""
     console.print(f"protocol [bold]{proto['name']}[/]: score={proto['score']}, start={proto['start_token']}, "
                   f"score_eos={proto['score_eos']}, tie={proto['tie_value']}{ties}{dtype}  ·  model sha256 "
