@@ -273,3 +273,29 @@ def test_a_cuervo_run_scores_records_prints_and_checks_each_tasks_tie(tiny_llama
         assert [s["correct"] for s in samples if int(s["id"]) % 2 == 0] == [tie] * 3
     checked = CliRunner().invoke(app, ["check", "--results", str(out), "--baseline", str(out)])
     assert checked.exit_code == 0, checked.output
+
+
+# -- the board's re-run rebuilds the protocol a submission recorded ---------------------------------
+
+@pytest.mark.parametrize("preset, args", [("cuervo", None), ("cuervo", {"tie_value": "0"}),
+                                          ("cuervo", {"score": "sum"}), ("slmeval", {"tie_value_by_family": "pairs:0"})])
+def test_a_recorded_protocol_is_rebuilt_exactly(preset, args):
+    from slmeval.leaderboard.reproduce import protocol_arguments
+
+    record = get_protocol(preset, args).to_dict()
+    base, rebuilt_args = protocol_arguments(record)
+    assert get_protocol(base, rebuilt_args or None).to_dict() == record
+
+
+def test_a_cuervo_run_recorded_before_task_files_declared_ties_is_rebuilt_with_its_tie_rule():
+    from slmeval.leaderboard.reproduce import _scoring, protocol_arguments
+
+    results, _ = _old_cuervo_run(0.5, 0.0, record_tie=False)
+    record = results["config"]["protocol"]
+    base, args = protocol_arguments(record)
+    assert (base, args) == ("cuervo", {"tie_value_by_family": "voice_averaged:0.5"})
+    rebuilt = get_protocol(base, args)
+    # every task credits ties as the old run did: voice_averaged 0.5 (with or without a task rule), else 0
+    assert [rebuilt.tie_value_for(f, d) for f, d in [("voice_averaged", SBLIMP), ("voice_averaged", {}),
+                                                     ("pairs", {})]] == [0.5, 0.5, 0.0]
+    assert _scoring(rebuilt.to_dict()) == _scoring(record)       # the re-run's protocol compares equal

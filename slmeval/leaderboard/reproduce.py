@@ -70,8 +70,17 @@ def protocol_arguments(record: dict) -> tuple[str, dict[str, str]]:
     except ValueError as exc:
         raise SubmissionError(f"config.protocol.name {record.get('name')!r}: {exc}") from None
     args: dict[str, str] = {}
+    # The fields the user set: recorded since issue 24 (`overridden`, which decides whether a task file's
+    # tie rule applies), else those that differ from today's preset. A cuervo run recorded before then
+    # carries the preset's former {voice_averaged: 0.5}: rebuilt as that override, it credits every task's
+    # ties as the run did.
+    given = record.get("overridden")
     for f in fields(Protocol):
-        if f.name == "name" or f.name not in record or record[f.name] == getattr(preset, f.name):
+        if f.name in ("name", "overridden") or f.name not in record:
+            continue
+        if isinstance(given, list) and f.name not in given:
+            continue
+        if not isinstance(given, list) and record[f.name] == getattr(preset, f.name):
             continue
         value = record[f.name]
         if isinstance(value, bool):
@@ -123,6 +132,13 @@ def tokenizer_argument(sub: Submission, tokenizer: str | None) -> str | None:
                           f"cannot be rebuilt from the record; {_PASS_TOKENIZER}")
 
 
+def _scoring(protocol: dict) -> dict:
+    """A protocol record as far as it decides scores: its preset (a run recorded before issue 24 as
+    `cuervo` is re-run as `cuervo+custom` with the former preset's family rule) and every field but
+    `overridden` (whose effect, the tie of each task, the per-item credits compare)."""
+    return {k: str(v).split("+", 1)[0] if k == "name" else v for k, v in protocol.items() if k != "overridden"}
+
+
 def _compare(sub: Submission, new: dict, new_dir: Path, official: dict[str, dict]) -> tuple[list[str], int]:
     old = sub.results
     diffs: list[str] = []
@@ -131,7 +147,7 @@ def _compare(sub: Submission, new: dict, new_dir: Path, official: dict[str, dict
                      f"records {old['provenance']['model_sha256'][:12]}... (not the submitted model)")
     recorded = old["config"]["protocol"]    # fields added to Protocol later are absent from older runs
     used = {k: new["config"]["protocol"].get(k) for k in recorded}
-    if used != recorded:
+    if _scoring(used) != _scoring(recorded):
         diffs.append(f"config.protocol: the re-run used {used!r}, the submission records {recorded!r}")
     if new["config"].get("tokenizer") != old["config"].get("tokenizer"):
         diffs.append(f"config.tokenizer: the re-run used {new['config'].get('tokenizer')!r}, the submission "
