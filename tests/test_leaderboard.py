@@ -302,7 +302,7 @@ def test_mini_tasks_get_their_own_sections_and_compact_tokenizer(board: Board, r
 
 def test_a_rows_section_keeps_its_published_key_family_in_json_and_csv():
     """Issue 24: `Entry.section` (a leaderboard section, not a task file's metric family) is written under
-    the key leaderboard.json and entries.csv were first published with, `family`; no new key appears."""
+    the key leaderboard.json and leaderboard.csv were first published with, `family`; no new key appears."""
     from slmeval.leaderboard.entries import to_csv, to_json
 
     entry = _entry("m", 60.0, None, None)

@@ -25,7 +25,7 @@ REPORTED = "reported"
 SECTION_ORDER = ("sblimp", "sstorycloze", "tstorycloze")
 SECTION_TITLES = {"sblimp": "sBLIMP", "sstorycloze": "sStoryCloze", "tstorycloze": "tStoryCloze"}
 FAMILY_ORDER, FAMILY_TITLES = SECTION_ORDER, SECTION_TITLES     # the names before issue 24 (aliases)
-# leaderboard.json and entries.csv keep the key they were first published with: `family` holds the section
+# leaderboard.json and leaderboard.csv keep the key they were first published with: `family` holds the section
 PERSISTED_KEYS = {"section": "family"}
 
 
@@ -57,7 +57,7 @@ class Entry:
 
     @property
     def family(self) -> str:
-        """The section, under the name leaderboard.json / entries.csv give it (PERSISTED_KEYS)."""
+        """The section, under the name leaderboard.json / leaderboard.csv give it (PERSISTED_KEYS)."""
         return self.section
 
 
