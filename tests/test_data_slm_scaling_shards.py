@@ -105,13 +105,18 @@ def test_slmeval_run_on_a_shard_gives_slm_scalings_sblimp_numbers(tmp_path):
     accuracy / pair_accuracy / voice_pair_accuracy."""
     ckpt = save_slm_scaling(tmp_path / "ckpt", seed=3)
     samples = sblimp_samples(seed=2)
+    # two groups whose wrong option is the right one's units: exact ties, 0.5 on sBLIMP for slm_scaling,
+    # which the task file's `tie_value_by_protocol` gives (cuervo alone gives 0)
+    codes = {sid: c for sid, c, _ in samples}
+    samples = [(sid, codes[sid.replace("-bad", "-good")] if sid in ("anaphor-0-v1-bad", "binding-2-v2-bad") else c, m)
+               for sid, c, m in samples]
     write_shard(tmp_path / "data" / "sblimp_shard", samples, eos=K)
     (tmp_path / "tasks").mkdir()
     (tmp_path / "tasks" / "shard_sblimp.yaml").write_text(
         "name: shard_sblimp\nfamily: voice_averaged\nsource: slm_scaling_shard\n"
         f"path: {tmp_path / 'data' / 'sblimp_shard'}\n"
         "grouping: {item: [pair_id], breakdown: [phenomenon], voice: speaker}\n"
-        "headline_by_protocol: {cuervo: acc_macro}\nversion: 1\n")
+        "headline_by_protocol: {cuervo: acc_macro}\ntie_value_by_protocol: {cuervo: 0.5}\nversion: 1\n")
     res = CliRunner().invoke(app, ["run", "--model", str(ckpt), "--tasks", "shard_sblimp", "--include-path",
                                    str(tmp_path / "tasks"), "--protocol", "cuervo", "--output", str(tmp_path / "out"),
                                    "--no-progress", "--no-cache"])
@@ -128,6 +133,7 @@ def test_slmeval_run_on_a_shard_gives_slm_scalings_sblimp_numbers(tmp_path):
     assert metrics["acc"] == pytest.approx(ref["pair_accuracy"])
     assert metrics["acc_voice_pairs"] == pytest.approx(ref["voice_pair_accuracy"])
     assert 0 < ref["accuracy"] < 1                                   # not a degenerate all-right / all-wrong set
+    assert sum(s["positive_score"] == s["negative_score"] and s["correct"] == 0.5 for s in scored) == 2
 
 
 def _corrupt(shard: Path, how: str) -> dict:

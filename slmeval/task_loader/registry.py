@@ -140,7 +140,8 @@ def _grouping(raw: Any, where: str) -> Grouping:
 
 _TYPES: dict[str, tuple[type, ...]] = {
     "name": (str,), "source": (str,), "path": (str,), "family": (str,), "options": (dict,), "headline": (str,),
-    "headline_by_protocol": (dict,), "tie_value_by_protocol": (dict,), "exports": (dict,), "leaderboard": (dict,), "version": (int,),
+    "headline_by_protocol": (dict,), "tie_value_by_protocol": (dict,), "exports": (dict,), "leaderboard": (dict,),
+    "version": (int,),
     "description": (str,), "how_to_get": (str,), "mini": (bool,), "hub": (dict,), "archive": (dict,)}
 
 
