@@ -18,7 +18,9 @@ import logging
 import os
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Callable, Sequence, TypeVar
+from typing import Any, Callable, Sequence, TypeVar
+
+import numpy as np
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -94,13 +96,36 @@ class World:
         on every rank. With one process this is just `fn(items)`."""
         if self.world_size == 1:
             return list(fn(list(items)))
+        out: list = [None] * len(items)
+        for indices, results in self._gather(lambda part: list(fn(part)), items, weights):
+            for i, value in zip(indices, results):
+                out[i] = value
+        return out
+
+    def map_columns(self, fn: Callable[[list[T]], tuple[np.ndarray, ...]], items: Sequence[T],
+                    weights: Sequence[float] | None = None) -> tuple[np.ndarray, ...]:
+        """As `map`, for an `fn` that returns columns (a tuple of 1-D arrays, one entry per item): every
+        item's values as whole arrays, with no Python object per item (a task's 200,000 sequence scores)."""
+        if self.world_size == 1:
+            return tuple(fn(list(items)))
+        out: list[np.ndarray] | None = None
+        for indices, columns in self._gather(lambda part: tuple(fn(part)), items, weights):
+            if out is None:         # every rank's fn gives the same dtypes, even on an empty share
+                out = [np.empty(len(items), dtype=c.dtype) for c in columns]
+            for whole, column in zip(out, columns):
+                whole[np.asarray(indices, dtype=np.int64)] = column
+        return tuple(out or ())
+
+    def _gather(self, fn: Callable[[list[T]], Any], items: Sequence[T],
+                weights: Sequence[float] | None) -> list[tuple[list[int], Any]]:
+        """(indices, fn of them) of every rank; a failure on any rank raised on all of them."""
         mine = self.share(weights if weights is not None else [1.0] * len(items))
         error: tuple[str, str] | None = None
-        part: list | None = None
+        part: Any = None
         try:
-            part = list(fn([items[i] for i in mine]))
-            if len(part) != len(mine):
-                raise RuntimeError(f"{len(part)} results for {len(mine)} items")
+            part = fn([items[i] for i in mine])
+            if any(len(x) != len(mine) for x in (part if isinstance(part, tuple) else (part,))):
+                raise RuntimeError(f"results of another length than the {len(mine)} items")
         except Exception as err:   # noqa: BLE001 - sent to every rank, re-raised below
             error, own = (type(err).__name__, str(err)), err
             err.reported_by_rank0 = True       # type: ignore[attr-defined]  (the CLI prints it once)
@@ -111,11 +136,7 @@ class World:
             if rank == self.rank:
                 raise own
             raise DistributedError(f"rank {rank} of {self.world_size} failed: {kind}: {message}")
-        out: list = [None] * len(items)
-        for indices, results, _ in gathered:
-            for i, value in zip(indices, results):
-                out[i] = value
-        return out
+        return [(indices, results) for indices, results, _ in gathered]
 
     def all_gather(self, obj: object) -> list:
         if self.world_size == 1:

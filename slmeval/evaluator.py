@@ -11,7 +11,6 @@ import logging
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from collections.abc import Sequence
-from functools import partial
 from itertools import chain
 from typing import Any
 
@@ -33,11 +32,12 @@ from slmeval.results.files import (RESULTS_FILE, data_sha256, items_sha256, meta
 from slmeval.results.resume import PARTIAL_DIR, PartialStore, decide
 from slmeval.run_setup import RECIPE, resolve_setup_for_world
 from slmeval.settings import RunSettings, resolve_settings, run_identity
-from slmeval.scoring import Protocol, check_protocol, distinct_sequences, get_protocol, score_sequences
+from slmeval.scoring import Protocol, check_protocol, distinct_sequences, get_protocol
+from slmeval.scoring.batch import ScoreColumns, score_columns
+from slmeval.scoring.protocol import reduce_dtype
 from slmeval.scoring.logprobs import effective_backend
 from slmeval.results.samples import Samples, as_samples, task_samples
 from slmeval.task_loader.data import TaskData, resolve_for_world, resolve_task_data
-from slmeval.results.verify import pair_correct
 
 log = logging.getLogger(__name__)
 __all__ = ["PARTIAL_DIR", "PreparedRun", "RunSettings", "TaskRun", "assemble", "evaluate", "prepare", "run_task",
@@ -81,6 +81,10 @@ def _pretokenised(utts: list) -> tuple[list[np.ndarray], list[str]]:
     flat = np.fromiter(chain.from_iterable(held), np.int64, int(lengths.sum()))   # lists / tuples of ints
     ends = np.cumsum(lengths).tolist()
     return [flat[e - n:e] for e, n in zip(ends, lengths.tolist())], [units_sha256(u.units) for u in utts]
+
+
+def _all_pretokenised(pairs: list[Pair]) -> bool:
+    return all(p.positive.units is not None and p.negative.units is not None for p in pairs)
 
 
 def content_hashes(pairs: list[Pair]) -> list[str]:
@@ -160,16 +164,21 @@ def run_task(cfg: TaskConfig, lm: LoadedLM, protocol: Protocol, *, data_root, to
         log.warning("%s: %s", cfg.name, note)
         notes.append(note)
     # Each distinct unit sequence once (identical sides must tie, even across ranks); under torchrun each
-    # rank scores its share of them, dealt by length.
-    firsts, which = distinct_sequences(units)
-    scored = world.map(lambda part: score_sequences(
-        lm, [units[firsts[i]] for i in part], protocol, names=_Names(cfg.name, pairs, [firsts[i] for i in part]),
-        batch_size=batch_size, backend=backend, progress=progress), range(len(firsts)),
-        weights=[len(units[i]) for i in firsts])
+    # rank scores its share of them, dealt by length. Pre-tokenised units are keyed by their content hashes.
+    firsts, which = distinct_sequences(units, keys=hashes if _all_pretokenised(pairs) else None)
+
+    def score_share(part: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        cols = score_columns(lm, [units[firsts[i]] for i in part], protocol,
+                             names=_Names(cfg.name, pairs, [firsts[i] for i in part]), batch_size=batch_size,
+                             backend=backend, progress=progress)
+        return cols.logprob, cols.n_scored
+
+    scored = ScoreColumns(*world.map_columns(score_share, range(len(firsts)),
+                                             weights=[len(units[i]) for i in firsts]), dtype=reduce_dtype(protocol))
     # Rows straight to their JSONL lines (encoded once: the samples file and the partial reuse them), and the
     # metric frame column-wise; the same `metric_frame` and family functions `slmeval.results.verify` re-derives with.
-    samples, frame = task_samples(pairs, units, [scored[k] for k in which], protocol.score,
-                                  partial(pair_correct, protocol.tie_value_for(cfg.family, cfg.tie_value_by_protocol)))
+    samples, frame = task_samples(pairs, units, scored, which, protocol.score,
+                                  protocol.tie_value_for(cfg.family, cfg.tie_value_by_protocol))
     metrics, breakdowns = compute_metrics(cfg.family, frame, cfg.grouping)
     headline = cfg.headline_for(protocol.name)
     if headline not in metrics:     # the leaderboard and the export would look for it
@@ -217,7 +226,7 @@ def _preflight(task_pairs: dict[str, list[Pair]], out_dir: Path | None, cache_ro
 def _result_files(out_dir: Path, results: dict, runs: dict[str, TaskRun]) -> dict[Path, str]:
     """samples_<task>.jsonl and results.json by resolved path, each refused if it would leave --output."""
     files = {ensure_inside(f"samples_{safe_name(name, 'task name')}.jsonl", out_dir, "samples file"):
-             r.samples.text() for name, r in runs.items()}
+             r.samples.lines for name, r in runs.items()}
     files[ensure_inside(RESULTS_FILE, out_dir, "results file")] = dumps(results)   # last: the index of the rest
     return files
 

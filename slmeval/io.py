@@ -14,7 +14,8 @@ import re
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from itertools import islice
+from typing import IO, Any, Iterable, Iterator
 
 try:                       # a speed-up only (issue 22): every value it gives is the one `json` gives
     import orjson
@@ -65,9 +66,29 @@ def atomic_write_bytes(path: str | Path, data: bytes, *, fsync: bool = True) -> 
                 os.fsync(fh.fileno())
 
 
-def atomic_write_text(path: str | Path, text: str, *, fsync: bool = True) -> None:
-    """Write `text` exactly as given (UTF-8, no newline translation)."""
-    atomic_write_bytes(path, text.encode("utf-8"), fsync=fsync)
+def atomic_write_text(path: str | Path, text: str | Iterable[str], *, fsync: bool = True) -> None:
+    """Write `text` exactly as given (UTF-8, no newline translation); an iterable of strings is written
+    piece after piece, never joined into one string (a task's 100,000 sample lines)."""
+    if isinstance(text, str):
+        atomic_write_bytes(path, text.encode("utf-8"), fsync=fsync)
+        return
+    with atomic_path(path, suffix=".tmp") as tmp:
+        with open(tmp, "wb") as fh:
+            write_text_parts(fh, text)
+            if fsync:
+                fh.flush()
+                os.fsync(fh.fileno())
+
+
+def write_text_parts(fh: IO[bytes], text: str | Iterable[str], *, block: int = 4096) -> None:
+    """`text` to a binary file as UTF-8: a string at once, an iterable of strings `block` pieces per write
+    (memory bounded by the block, not by the file)."""
+    if isinstance(text, str):
+        fh.write(text.encode("utf-8"))
+        return
+    parts = iter(text)
+    while pieces := list(islice(parts, block)):
+        fh.write("".join(pieces).encode("utf-8"))
 
 
 # -- JSON ---------------------------------------------------------------------------------------
@@ -224,8 +245,10 @@ class OutputError(ValueError):
     """An output or cache location that cannot be written; the message names it and says what happened."""
 
 
-def write_files_together(files: dict[Path, str], *, what: str = "results", replaces: Iterable[Path] = ()) -> None:
-    """Write several text files so that they change together or not at all.
+def write_files_together(files: dict[Path, str | Iterable[str]], *, what: str = "results",
+                         replaces: Iterable[Path] = ()) -> None:
+    """Write several text files so that they change together or not at all (a file's text: a string, or
+    strings written one after another, e.g. the lines of a samples file).
 
     Every file is first written in full to a temp file beside its target (the step that can fail: a
     full disk, a read-only folder, a quota); only when all of them are on disk are they renamed into
@@ -247,7 +270,7 @@ def write_files_together(files: dict[Path, str], *, what: str = "results", repla
                 fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
                 staged.append((Path(tmp_name), path))
                 with os.fdopen(fd, "wb") as fh:
-                    fh.write(text.encode("utf-8"))
+                    write_text_parts(fh, text)
                     fh.flush()
                     os.fsync(fh.fileno())
                 os.chmod(tmp_name, default_mode())

@@ -158,6 +158,25 @@ def _map_raising_on_rank1(rank: int, port: int, errors) -> None:
         errors[rank] = (type(err).__name__, str(err), getattr(err, "reported_by_rank0", False))
     # the group still works: nobody was left waiting in a collective
     assert world.map(lambda part: [x + 1 for x in part], [1, 2, 3]) == [2, 3, 4]
+
+    # columns (a task's scores as arrays): every rank gets every item's values in item order, also when
+    # one rank's share is empty (one item), and a failure on one rank reaches both
+    def columns(part: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        return np.asarray(part, dtype=np.float64) / 4, np.asarray(part, dtype=np.int64) * 10
+
+    got = world.map_columns(columns, [3, 1, 4, 1, 5], weights=[3, 1, 4, 1, 5])
+    assert [c.tolist() for c in got] == [[0.75, 0.25, 1.0, 0.25, 1.25], [30, 10, 40, 10, 50]]
+    assert [c.dtype for c in got] == [np.float64, np.int64]
+    assert [c.tolist() for c in world.map_columns(columns, [7])] == [[1.75], [70]]
+
+    def failing(part: list[int]) -> tuple[np.ndarray]:
+        if world.rank == 0:
+            raise ValueError("rank 0 fails")
+        return (np.asarray(part),)
+    try:
+        world.map_columns(failing, [1, 2])
+    except ValueError as err:
+        errors[f"columns{rank}"] = str(err)
     dist.destroy_process_group()
 
 
@@ -169,6 +188,7 @@ def test_error_on_one_rank_reaches_every_rank():
     assert errors[1] == ("ValueError", "bad item in [20, 40]", True)       # its own error, marked as shared
     assert errors[0][0] == "DistributedError"
     assert errors[0][1] == "rank 1 of 2 failed: ValueError: bad item in [20, 40]"
+    assert errors["columns0"] == "rank 0 fails" and errors["columns1"] == "rank 0 of 2 failed: ValueError: rank 0 fails"
 
 
 def test_errors_print_once_under_torchrun(monkeypatch, capsys):
@@ -213,6 +233,7 @@ def test_multi_node_torchrun_resumes_a_single_process_run(setup, tmp_path):
 
 def test_world_share_and_map_in_one_process():
     assert World().map(lambda part: [x * 2 for x in part], [1, 2, 3]) == [2, 4, 6]
+    assert [c.tolist() for c in World().map_columns(lambda part: (np.asarray(part) * 2,), [1, 2, 3])] == [[2, 4, 6]]
     weights = [5, 1, 9, 9, 2, 7, 3]
     shares = [World(rank=r, world_size=3).share(weights) for r in range(3)]
     # largest first to the least-loaded rank: 9→r0, 9→r1, 7→r2, 5→r2, 3→r0, 2→r1, 1→r1 (ties: lower rank)

@@ -14,7 +14,7 @@ import torch
 
 from _units_helpers import SENTENCES, CountingTokenizer, speech
 from slmeval.audio import write_audio
-from slmeval.io import int_list_json, jsonl_line
+from slmeval.io import atomic_write_text, int_list_json, jsonl_line, write_files_together, write_text_parts
 from slmeval.models.base import UnitMapping
 from slmeval.results.files import meta_sha256
 from slmeval.results.samples import Samples, metric_frame, partial_text, sample_line
@@ -52,10 +52,25 @@ def test_samples_and_the_partial_file_read_back_as_the_rows():
     assert samples.text() == "".join(jsonl_line(r) for r in rows)
     for body in ({"metrics": {"acc": float("nan")}, "hashes": {"items_sha256": "x"}}, {}):
         for got in (samples, Samples([])):
-            text = partial_text("fp", {**body, "samples": got})
+            text = "".join(partial_text("fp", {**body, "samples": got}))   # the pieces written one by one
             # what write_json(path, {"fingerprint", "run"}) gave: the same JSON value
             want = json.loads(json.dumps({"fingerprint": "fp", "run": {**body, "samples": list(got)}}).replace("NaN", "null"))
             assert json.loads(text) == want
+
+
+@pytest.mark.parametrize("n", [0, 1, 3, 4, 5, 9])
+def test_text_written_in_pieces_is_the_joined_text(tmp_path, n):
+    """Samples files and partials are written a block of lines at a time (memory bounded by the block):
+    the file holds exactly the joined pieces at every block edge (block 4 here: 3, 4, 5 and 9 pieces),
+    empty pieces and non-ASCII included."""
+    pieces = [f"é{i}\n" if i % 3 else "" for i in range(n)]
+    atomic_write_text(tmp_path / "a.jsonl", iter(pieces))
+    with open(tmp_path / "b.jsonl", "wb") as fh:
+        write_text_parts(fh, pieces, block=4)
+    write_files_together({tmp_path / "c.jsonl": pieces, tmp_path / "d.json": "x"})
+    for name in ("a.jsonl", "b.jsonl", "c.jsonl"):
+        assert (tmp_path / name).read_bytes() == "".join(pieces).encode("utf-8")
+    assert (tmp_path / "d.json").read_text() == "x"
 
 
 def test_metric_frame_is_the_frame_of_one_dict_per_pair():

@@ -17,7 +17,7 @@ class DataLayoutError(ValueError):
     what was expected there."""
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, slots=True)   # slots: no __dict__ per utterance (a task holds 200,000)
 class Utterance:
     """One side of a pair: audio (a file or encoded bytes) or, for pre-tokenised sources, units."""
 
@@ -63,7 +63,7 @@ def max_unit_of(utterances: Sequence[Utterance]) -> int:
     return max(map(max_unit, held), default=-1)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Pair:
     id: str                                    # unique within the task
     positive: Utterance

@@ -12,13 +12,17 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from json.encoder import encode_basestring_ascii
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from slmeval.io import _json_default, clean_json, dumps, jsonl_line
+
+if TYPE_CHECKING:
+    from slmeval.scoring.batch import ScoreColumns
 
 SAMPLE_KEYS = ("id", "positive_key", "negative_key", "positive_file", "negative_file", "positive_logprob",
                "negative_logprob", "positive_n", "negative_n", "positive_units", "negative_units",
@@ -101,15 +105,19 @@ def as_samples(samples: Samples | Iterable[dict]) -> Samples:
     return samples if isinstance(samples, Samples) else Samples.from_rows(samples)
 
 
-def partial_text(fingerprint: str, run: dict) -> str:
-    """The `--resume` partial file: `{"fingerprint", "run": {..., "samples": [rows]}}`, its samples spliced
-    in from their JSONL lines (valid JSON: whitespace may separate array elements), not encoded again."""
+def partial_text(fingerprint: str, run: dict) -> Iterator[str]:
+    """The `--resume` partial file, piece by piece: `{"fingerprint", "run": {..., "samples": [rows]}}`, its
+    samples spliced in from their JSONL lines (valid JSON: whitespace may separate array elements), neither
+    encoded again nor joined into one string."""
     body = {k: v for k, v in run.items() if k != "samples"}
     head = dumps({"fingerprint": fingerprint, "run": body}).rstrip()        # ...\n  }\n}
     assert head.endswith("}\n}"), head[-20:]
     inner = head[: -len("}\n}")].rstrip()
     sep = "," if body else ""
-    return f'{inner}{sep}\n    "samples": [{",".join(as_samples(run["samples"]).lines)}]\n  }}\n}}\n'
+    yield f'{inner}{sep}\n    "samples": ['
+    for k, line in enumerate(as_samples(run["samples"]).lines):
+        yield "," + line if k else line
+    yield "]\n  }\n}\n"
 
 
 def metric_frame(metas: Sequence[dict], positive: Sequence[float] | np.ndarray, negative: Sequence[float] | np.ndarray,
@@ -127,21 +135,22 @@ def metric_frame(metas: Sequence[dict], positive: Sequence[float] | np.ndarray, 
     return frame[list(order)] if list(frame.columns) != list(order) else frame
 
 
-def task_samples(pairs: Sequence, units: Sequence, scores: Sequence, how: str,
-                 credit: Callable[[float, float], float]) -> tuple[Samples, pd.DataFrame]:
-    """The samples of a scored task (utterances and `scores` in pair order: pos, neg, pos, ...) and its
-    metric frame. `how`: the protocol's score (mean | sum); `credit(pos_score, neg_score)`: the pair's credit."""
-    lines, metas, positive, negative, credits = [], [], [], [], []
-    for i, pair in enumerate(pairs):
-        pos, neg = scores[2 * i], scores[2 * i + 1]
-        pos_score, neg_score = pos.score(how), neg.score(how)
-        correct = credit(pos_score, neg_score)
-        lines.append(sample_line(pair.id, (pair.positive.key, pair.negative.key),
-                                 (pair.positive.file, pair.negative.file), (pos.logprob, neg.logprob),
-                                 (pos.n_scored, neg.n_scored), (len(units[2 * i]), len(units[2 * i + 1])),
-                                 (pos_score, neg_score), correct, pair.meta))
-        metas.append(pair.meta)
-        positive.append(pos_score)
-        negative.append(neg_score)
-        credits.append(correct)
-    return Samples(lines), metric_frame(metas, positive, negative, credits)
+def task_samples(pairs: Sequence, units: Sequence, scores: ScoreColumns, which: Sequence[int] | np.ndarray,
+                 how: str, tie_value: float) -> tuple[Samples, pd.DataFrame]:
+    """The samples of a scored task and its metric frame. `units`: every utterance's units in pair order
+    (pos, neg, pos, ...); `scores`: the distinct sequences' scores, utterance u's being entry `which[u]`;
+    `how`: the protocol's score (mean | sum); a pair whose two scores are equal is credited `tie_value`
+    (`slmeval.metrics.families.pair_credit`, for every pair at once)."""
+    which = np.asarray(which, dtype=np.int64)
+    score = scores.scores(how)[which]
+    pos, neg = score[0::2], score[1::2]
+    credits = np.where(pos > neg, 1.0, np.where(pos < neg, 0.0, float(tie_value)))
+    logprob, n_scored = scores.logprob[which].tolist(), scores.n_scored[which].tolist()
+    n_units = np.fromiter(map(len, units), np.int64, len(units)).tolist()
+    score_list = score.tolist()
+    lines = [sample_line(pair.id, (pair.positive.key, pair.negative.key), (pair.positive.file, pair.negative.file),
+                         (logprob[2 * i], logprob[2 * i + 1]), (n_scored[2 * i], n_scored[2 * i + 1]),
+                         (n_units[2 * i], n_units[2 * i + 1]), (score_list[2 * i], score_list[2 * i + 1]), correct,
+                         pair.meta)
+             for i, (pair, correct) in enumerate(zip(pairs, credits.tolist()))]
+    return Samples(lines), metric_frame([p.meta for p in pairs], pos, neg, credits)

@@ -8,8 +8,9 @@ import importlib
 from typing import Any
 
 _WHERE = {
-    **dict.fromkeys(("ScoringError", "SequenceScore", "build_tokens", "check_protocol", "distinct_sequences",
-                     "score_sequences", "sequence_logprobs"), "slmeval.scoring.batch"),
+    **dict.fromkeys(("ScoreColumns", "ScoringError", "SequenceScore", "build_tokens", "check_protocol",
+                     "distinct_sequences", "score_columns", "score_sequences", "sequence_logprobs"),
+                    "slmeval.scoring.batch"),
     **dict.fromkeys(("target_logprobs", "torch_target_logprobs"), "slmeval.scoring.logprobs"),
     **dict.fromkeys(("PRESETS", "Protocol", "ProtocolError", "get_protocol"), "slmeval.scoring.protocol"),
 }

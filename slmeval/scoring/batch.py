@@ -6,9 +6,8 @@ LM head — padding costs no vocabulary work at all.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -31,6 +30,24 @@ class SequenceScore:
 
     def score(self, how: str) -> float:
         return sequence_score(self.logprob, self.n_scored, how, self.dtype)
+
+
+@dataclass(frozen=True)
+class ScoreColumns:
+    """The scores of many sequences as arrays, one entry each: what a task keeps of its forward passes
+    (two arrays instead of a `SequenceScore` object per sequence, so memory stays flat in the task's size)."""
+    logprob: np.ndarray   # float64: each sequence's sum of scored log-probs (rounded to `dtype` when not float64)
+    n_scored: np.ndarray  # int64
+    dtype: str = "float64"
+
+    def scores(self, how: str) -> np.ndarray:
+        """`SequenceScore.score(how)` of every sequence: numpy's float64 division is IEEE's, as Python's."""
+        if how != "mean":
+            return self.logprob
+        if self.dtype in ("float64", "float32"):
+            return self.logprob / self.n_scored
+        return np.array([sequence_score(lp, n, how, self.dtype)
+                         for lp, n in zip(self.logprob.tolist(), self.n_scored.tolist())], dtype=np.float64)
 
 
 def reduce_logprobs(per_token: np.ndarray, dtype: str) -> float:
@@ -94,40 +111,57 @@ def build_tokens(units: Sequence[int], lm: LoadedLM, protocol: Protocol, *, name
     return tokens
 
 
+_CHUNK = 1 << 15    # sequences mapped at once: bounds the int64 index temporaries, whatever the task's size
+
+
 def token_arrays(unit_seqs: Sequence[Sequence[int]], lm: LoadedLM, protocol: Protocol, *,
                  names: Sequence[str]) -> list[np.ndarray]:
-    """`build_tokens` of every sequence (the same ids, int64), built for all of them at once with numpy.
-    When any sequence would be refused (a unit outside the vocabulary, no EOS, too short or too long), every
-    sequence goes through `build_tokens` in order, so the error is the one it gives, naming the first."""
+    """`build_tokens` of every sequence (the same ids, int64, views of one array), built with numpy a chunk
+    of sequences at a time. When any sequence would be refused (a unit outside the vocabulary, no EOS,
+    too short or too long), every sequence goes through `build_tokens` in order, so the error is the one
+    it gives, naming the first."""
     if not len(unit_seqs):
         return []
     m = lm.mapping
-    lengths = np.fromiter(map(len, unit_seqs), np.int64, len(unit_seqs))
-    flat = np.concatenate(unit_seqs).astype(np.int64, copy=False)   # 1-D sequences: one C call
-    if flat.ndim != 1 or len(flat) != int(lengths.sum()):
-        flat = np.concatenate([np.asarray(u, dtype=np.int64).reshape(-1) for u in unit_seqs])
     try:
         start = m.start_ids(protocol.start_token)
     except ModelError:
         start = None
     end = [m.eos_id] if protocol.score_eos else []
+    lengths = np.fromiter(map(len, unit_seqs), np.int64, len(unit_seqs))
     sizes = len(start or ()) + lengths + len(end)
     fine = (start is not None and None not in end and int(sizes.min()) >= 2
-            and (lm.max_length is None or int(sizes.max()) <= lm.max_length)
-            and (not flat.size or (int(flat.min()) >= 0 and int(flat.max()) < m.capacity(lm.vocab_size))))
-    if not fine:
-        return [np.asarray(build_tokens(u, lm, protocol, name=n), dtype=np.int64) for u, n in zip(unit_seqs, names)]
-    mapped = flat + int(m.offset) if m.unit_ids is None else np.asarray(m.unit_ids, dtype=np.int64)[flat]
+            and (lm.max_length is None or int(sizes.max()) <= lm.max_length))
     ends = np.cumsum(sizes)
     begins = ends - sizes
     out = np.empty(int(ends[-1]), dtype=np.int64)
+    for a in range(0, len(unit_seqs), _CHUNK):
+        if not fine:
+            break
+        fine = _map_units(out, unit_seqs[a:a + _CHUNK], lengths[a:a + _CHUNK], begins[a:a + _CHUNK] + len(start), lm)
+    if not fine:
+        return [np.asarray(build_tokens(u, lm, protocol, name=n), dtype=np.int64) for u, n in zip(unit_seqs, names)]
     for k, token in enumerate(start):
         out[begins + k] = token
-    unit_begins = np.cumsum(lengths) - lengths
-    out[np.repeat(begins + len(start) - unit_begins, lengths) + np.arange(len(flat))] = mapped
     if end:
         out[ends - 1] = end[0]
     return [out[a:b] for a, b in zip(begins.tolist(), ends.tolist())]
+
+
+def _map_units(out: np.ndarray, unit_seqs: Sequence[Sequence[int]], lengths: np.ndarray, at: np.ndarray,
+               lm: LoadedLM) -> bool:
+    """Writes the token ids of these sequences' units into `out` (sequence i's from `at[i]`); False, writing
+    nothing, when a unit is outside the vocabulary."""
+    m = lm.mapping
+    flat = np.concatenate(unit_seqs).astype(np.int64, copy=False)   # 1-D sequences: one C call
+    if flat.ndim != 1 or len(flat) != int(lengths.sum()):
+        flat = np.concatenate([np.asarray(u, dtype=np.int64).reshape(-1) for u in unit_seqs])
+    if flat.size and (int(flat.min()) < 0 or int(flat.max()) >= m.capacity(lm.vocab_size)):
+        return False
+    mapped = flat + int(m.offset) if m.unit_ids is None else np.asarray(m.unit_ids, dtype=np.int64)[flat]
+    unit_begins = np.cumsum(lengths) - lengths
+    out[np.repeat(at - unit_begins, lengths) + np.arange(len(flat))] = mapped
+    return True
 
 
 def check_protocol(lm: LoadedLM, protocol: Protocol) -> None:
@@ -182,7 +216,6 @@ def _padded_batch(seqs: list[Sequence[int]], pad: int, device: torch.device, max
     return tuple(t.to(device, non_blocking=True) for t in host)   # type: ignore[return-value]
 
 
-@torch.inference_mode()
 def sequence_logprobs(lm: LoadedLM, sequences: Sequence[Sequence[int]], *, batch_size: int = 8,
                       backend: str = "auto", progress: bool = True, description: str = "scoring",
                       logprob_dtype: str = "float32", group_tokens: int = 1 << 22) -> list[np.ndarray]:
@@ -191,6 +224,22 @@ def sequence_logprobs(lm: LoadedLM, sequences: Sequence[Sequence[int]], *, batch
 
     Results stay on the device until a group of batches holds `group_tokens` predictions (or the last
     batch is done), then come to the host in one copy: no per-batch sync stalls the GPU."""
+    out: list[np.ndarray | None] = [None] * len(sequences)
+    for idx, values, begins, ends in _logprob_groups(lm, sequences, batch_size=batch_size, backend=backend,
+                                                     progress=progress, description=description,
+                                                     logprob_dtype=logprob_dtype, group_tokens=group_tokens):
+        for i, begin, end in zip(idx, begins.tolist(), ends.tolist()):
+            out[i] = values[begin:end]
+    return out  # type: ignore[return-value]
+
+
+@torch.inference_mode()
+def _logprob_groups(lm: LoadedLM, sequences: Sequence[Sequence[int]], *, batch_size: int, backend: str,
+                    progress: bool, description: str, logprob_dtype: str, group_tokens: int
+                    ) -> Iterator[tuple[list[int], np.ndarray, np.ndarray, np.ndarray]]:
+    """`sequence_logprobs` one group of batches at a time: (the group's sequence indices, their log-probs
+    one after another as float64, each one's begin and end in them). A caller that reduces each group
+    as it comes holds no more than one group's log-probs, whatever the number of sequences."""
     if batch_size < 1:
         raise ScoringError(f"batch size must be ≥ 1, got {batch_size}")
     lengths = np.fromiter(map(len, sequences), np.int64, len(sequences))
@@ -198,18 +247,14 @@ def sequence_logprobs(lm: LoadedLM, sequences: Sequence[Sequence[int]], *, batch
     weight, bias, softcap = lm.head
     pad = lm.mapping.pad_id if lm.mapping.pad_id is not None else 0   # masked: its value never matters
     dtype = getattr(torch, logprob_dtype)
-    out: list[np.ndarray | None] = [None] * len(sequences)
     pending: list[tuple[list[int], torch.Tensor]] = []
 
-    def flush() -> None:
-        if not pending:
-            return
+    def group() -> tuple[list[int], np.ndarray, np.ndarray, np.ndarray]:
         values = torch.cat([lp for _, lp in pending]).cpu().numpy().astype(np.float64)
         idx = [i for batch, _ in pending for i in batch]
-        ends = np.cumsum(lengths[idx] - 1).tolist()       # sequence i's predictions: len(seq_i) - 1 of them
-        for i, begin, end in zip(idx, [0] + ends[:-1], ends):
-            out[i] = values[begin:end]
+        ends = np.cumsum(lengths[idx] - 1)                # sequence i's predictions: len(seq_i) - 1 of them
         pending.clear()
+        return idx, values, ends - (lengths[idx] - 1), ends
 
     with progress_bar(description, total=len(sequences), enabled=progress) as advance:
         in_group = 0
@@ -223,31 +268,38 @@ def sequence_logprobs(lm: LoadedLM, sequences: Sequence[Sequence[int]], *, batch
                                                  dtype=dtype, check_targets=False)))
             in_group += len(rows)
             if in_group >= group_tokens:
-                flush()
+                yield group()
                 in_group = 0
             advance(len(idx))
-        flush()
-    return out  # type: ignore[return-value]
+        if pending:
+            yield group()
 
 
 _INT64 = np.dtype(np.int64)
 
 
-def distinct_sequences(seqs: Sequence[Sequence[int]]) -> tuple[list[int], list[int]]:
+def distinct_sequences(seqs: Sequence[Sequence[int]], keys: Sequence[str] | None = None
+                       ) -> tuple[list[int], list[int]]:
     """(position of the first copy of each distinct sequence; for every input, which distinct one it is).
+    `keys`: one per sequence, equal exactly when the sequences are (their content hashes, already held:
+    no bytes copy of every sequence is made then).
 
     Scoring each distinct sequence once makes equal sequences score equally: batches are formed by
     length, so two copies could otherwise sit in batches of different padded widths and differ by
     float rounding (~1e-7 in float32, more in bf16) — a pair with identical sides would stop being a
     tie, and the protocol's tie rule would not decide it."""
-    seen: dict[bytes, int] = {}
+    seen: dict[object, int] = {}
     firsts: list[int] = []
     index: list[int] = []
     for i, seq in enumerate(seqs):
-        # the int64 bytes of a sequence: one C call for the arrays the pipeline passes (a tuple of numpy ints
-        # hashes element by element)
-        is_int64 = type(seq) is np.ndarray and seq.dtype is _INT64 and seq.ndim == 1
-        k = seen.setdefault((seq if is_int64 else np.asarray(seq, dtype=np.int64)).tobytes(), len(seen))
+        if keys is not None:
+            key: object = keys[i]
+        else:
+            # the int64 bytes of a sequence: one C call for the arrays the pipeline passes (a tuple of numpy
+            # ints hashes element by element)
+            is_int64 = type(seq) is np.ndarray and seq.dtype is _INT64 and seq.ndim == 1
+            key = (seq if is_int64 else np.asarray(seq, dtype=np.int64)).tobytes()
+        k = seen.setdefault(key, len(seen))
         if k == len(firsts):
             firsts.append(i)
         index.append(k)
@@ -261,15 +313,41 @@ def score_sequences(lm: LoadedLM, unit_seqs: Sequence[Sequence[int]], protocol: 
     score is an error naming the item."""
     tokens = token_arrays(unit_seqs, lm, protocol, names=names)
     firsts, index = distinct_sequences(tokens)
-    per_token = sequence_logprobs(lm, [tokens[i] for i in firsts], batch_size=batch_size, backend=backend,
-                                  progress=progress, logprob_dtype=protocol.logprob_dtype)
+    cols = _score_tokens(lm, [tokens[i] for i in firsts], protocol, lambda k: names[firsts[k]],
+                         batch_size=batch_size, backend=backend, progress=progress)
+    scores = [SequenceScore(lp, n, cols.dtype) for lp, n in zip(cols.logprob.tolist(), cols.n_scored.tolist())]
+    return [scores[k] for k in index]
+
+
+def score_columns(lm: LoadedLM, unit_seqs: Sequence[Sequence[int]], protocol: Protocol, *, names: Sequence[str],
+                  batch_size: int = 8, backend: str = "auto", progress: bool = True) -> ScoreColumns:
+    """`score_sequences` for a caller that has already de-duplicated its sequences (the evaluator, across a
+    whole task): every sequence scored as given, the scores as arrays, each group of batches reduced to
+    its sums as it comes off the device."""
+    tokens = token_arrays(unit_seqs, lm, protocol, names=names)
+    return _score_tokens(lm, tokens, protocol, names.__getitem__, batch_size=batch_size, backend=backend,
+                         progress=progress)
+
+
+# Predictions per device-to-host copy when scoring: ~16,000 sequences of sBLIMP length, so a GPU waits on a
+# sync once per many batches, while the host holds one group's log-probs (4 MB float32, 8 MB float64) at a
+# time instead of the task's.
+_GROUP = 1 << 20
+
+
+def _score_tokens(lm: LoadedLM, tokens: Sequence[np.ndarray], protocol: Protocol, name: Callable[[int], str], *,
+                  batch_size: int, backend: str, progress: bool) -> ScoreColumns:
     skip = context_length(lm, protocol) - 1       # predictions of prefix tokens are not scored
     dtype = reduce_dtype(protocol)
-    scored = [lp[skip:] for lp in per_token]
-    scores = []
-    for k, total in enumerate(_sums(scored, dtype)):
-        if not math.isfinite(total):
-            raise ScoringError(f"{names[firsts[k]]}: log-likelihood is {total} (non-finite model output; "
-                               "try --dtype float32)")
-        scores.append(SequenceScore(total, len(scored[k]), dtype))
-    return [scores[k] for k in index]
+    n_scored = np.maximum(np.fromiter(map(len, tokens), np.int64, len(tokens)) - 1 - skip, 0)
+    logprob = np.zeros(len(tokens))
+    for idx, values, begins, ends in _logprob_groups(lm, tokens, batch_size=batch_size, backend=backend,
+                                                     progress=progress, description="scoring",
+                                                     logprob_dtype=protocol.logprob_dtype, group_tokens=_GROUP):
+        logprob[idx] = _sums([values[b + skip:e] for b, e in zip(begins.tolist(), ends.tolist())], dtype)
+    bad = np.flatnonzero(~np.isfinite(logprob))
+    if bad.size:
+        k = int(bad[0])
+        raise ScoringError(f"{name(k)}: log-likelihood is {float(logprob[k])} (non-finite model output; "
+                           "try --dtype float32)")
+    return ScoreColumns(logprob, n_scored, dtype)
