@@ -114,12 +114,46 @@ def build_tokens(units: Sequence[int], lm: LoadedLM, protocol: Protocol, *, name
 _CHUNK = 1 << 15    # sequences mapped at once: bounds the int64 index temporaries, whatever the task's size
 
 
-def token_arrays(unit_seqs: Sequence[Sequence[int]], lm: LoadedLM, protocol: Protocol, *,
-                 names: Sequence[str]) -> list[np.ndarray]:
-    """`build_tokens` of every sequence (the same ids, int64, views of one array), built with numpy a chunk
-    of sequences at a time. When any sequence would be refused (a unit outside the vocabulary, no EOS,
-    too short or too long), every sequence goes through `build_tokens` in order, so the error is the one
-    it gives, naming the first."""
+class TokenTable(Sequence[np.ndarray]):
+    """The token ids of unit sequences (start ids + mapped units + [EOS]), every sequence already checked,
+    built on demand a batch at a time: a task's token ids never sit in memory all together."""
+
+    def __init__(self, unit_seqs: Sequence[Sequence[int]], start: list[int], end: list[int], lm: LoadedLM,
+                 lengths: np.ndarray):
+        self.units, self.start, self.end, self.lm = unit_seqs, start, end, lm
+        self.sizes = len(start) + lengths + len(end)        # each sequence's number of tokens
+
+    def __len__(self) -> int:
+        return len(self.units)
+
+    def __getitem__(self, i):  # type: ignore[override]
+        return self.take([i])[0]
+
+    def take(self, idx: Sequence[int]) -> list[np.ndarray]:
+        """The token ids of sequences `idx` (views of one new array), built with numpy a chunk at a time."""
+        idx = np.asarray(idx, dtype=np.int64)
+        sizes = self.sizes[idx]
+        ends = np.cumsum(sizes)
+        begins = ends - sizes
+        out = np.empty(int(ends[-1]) if len(idx) else 0, dtype=np.int64)
+        n_fixed = len(self.start) + len(self.end)
+        for a in range(0, len(idx), _CHUNK):
+            part = idx[a:a + _CHUNK].tolist()
+            _map_units(out, [self.units[i] for i in part], sizes[a:a + _CHUNK] - n_fixed,
+                       begins[a:a + _CHUNK] + len(self.start), self.lm)
+        for k, token in enumerate(self.start):
+            out[begins + k] = token
+        if self.end:
+            out[ends - 1] = self.end[0]
+        return [out[a:b] for a, b in zip(begins.tolist(), ends.tolist())]
+
+
+def table_tokens(unit_seqs: Sequence[Sequence[int]], lm: LoadedLM, protocol: Protocol, *,
+                 names: Sequence[str]) -> TokenTable | list[np.ndarray]:
+    """The token ids `build_tokens` gives every sequence, as a `TokenTable` when all of them pass its checks
+    (checked here, with numpy, a chunk of sequences at a time). When any sequence would be refused (a unit
+    outside the vocabulary, no EOS, too short or too long), every sequence goes through `build_tokens` in
+    order, so the error is the one it gives, naming the first."""
     if not len(unit_seqs):
         return []
     m = lm.mapping
@@ -132,36 +166,38 @@ def token_arrays(unit_seqs: Sequence[Sequence[int]], lm: LoadedLM, protocol: Pro
     sizes = len(start or ()) + lengths + len(end)
     fine = (start is not None and None not in end and int(sizes.min()) >= 2
             and (lm.max_length is None or int(sizes.max()) <= lm.max_length))
-    ends = np.cumsum(sizes)
-    begins = ends - sizes
-    out = np.empty(int(ends[-1]), dtype=np.int64)
     for a in range(0, len(unit_seqs), _CHUNK):
         if not fine:
             break
-        fine = _map_units(out, unit_seqs[a:a + _CHUNK], lengths[a:a + _CHUNK], begins[a:a + _CHUNK] + len(start), lm)
+        flat = _flat_units(unit_seqs[a:a + _CHUNK], lengths[a:a + _CHUNK])
+        fine = not flat.size or (int(flat.min()) >= 0 and int(flat.max()) < m.capacity(lm.vocab_size))
     if not fine:
         return [np.asarray(build_tokens(u, lm, protocol, name=n), dtype=np.int64) for u, n in zip(unit_seqs, names)]
-    for k, token in enumerate(start):
-        out[begins + k] = token
-    if end:
-        out[ends - 1] = end[0]
-    return [out[a:b] for a, b in zip(begins.tolist(), ends.tolist())]
+    return TokenTable(unit_seqs, start, end, lm, lengths)
 
 
-def _map_units(out: np.ndarray, unit_seqs: Sequence[Sequence[int]], lengths: np.ndarray, at: np.ndarray,
-               lm: LoadedLM) -> bool:
-    """Writes the token ids of these sequences' units into `out` (sequence i's from `at[i]`); False, writing
-    nothing, when a unit is outside the vocabulary."""
-    m = lm.mapping
+def token_arrays(unit_seqs: Sequence[Sequence[int]], lm: LoadedLM, protocol: Protocol, *,
+                 names: Sequence[str]) -> list[np.ndarray]:
+    """`build_tokens` of every sequence (the same ids, int64, views of one array), all built at once."""
+    table = table_tokens(unit_seqs, lm, protocol, names=names)
+    return table.take(range(len(table))) if isinstance(table, TokenTable) else table
+
+
+def _flat_units(unit_seqs: Sequence[Sequence[int]], lengths: np.ndarray) -> np.ndarray:
     flat = np.concatenate(unit_seqs).astype(np.int64, copy=False)   # 1-D sequences: one C call
     if flat.ndim != 1 or len(flat) != int(lengths.sum()):
         flat = np.concatenate([np.asarray(u, dtype=np.int64).reshape(-1) for u in unit_seqs])
-    if flat.size and (int(flat.min()) < 0 or int(flat.max()) >= m.capacity(lm.vocab_size)):
-        return False
+    return flat
+
+
+def _map_units(out: np.ndarray, unit_seqs: Sequence[Sequence[int]], lengths: np.ndarray, at: np.ndarray,
+               lm: LoadedLM) -> None:
+    """Writes the token ids of these (checked) sequences' units into `out`, sequence i's from `at[i]`."""
+    m = lm.mapping
+    flat = _flat_units(unit_seqs, lengths)
     mapped = flat + int(m.offset) if m.unit_ids is None else np.asarray(m.unit_ids, dtype=np.int64)[flat]
     unit_begins = np.cumsum(lengths) - lengths
     out[np.repeat(at - unit_begins, lengths) + np.arange(len(flat))] = mapped
-    return True
 
 
 def check_protocol(lm: LoadedLM, protocol: Protocol) -> None:
@@ -242,7 +278,8 @@ def _logprob_groups(lm: LoadedLM, sequences: Sequence[Sequence[int]], *, batch_s
     as it comes holds no more than one group's log-probs, whatever the number of sequences."""
     if batch_size < 1:
         raise ScoringError(f"batch size must be ≥ 1, got {batch_size}")
-    lengths = np.fromiter(map(len, sequences), np.int64, len(sequences))
+    lengths = _sizes(sequences)
+    take = sequences.take if isinstance(sequences, TokenTable) else (lambda idx: [sequences[i] for i in idx])
     order = np.argsort(-lengths, kind="stable").tolist()   # = sorted(..., key=-len): stable, longest first
     weight, bias, softcap = lm.head
     pad = lm.mapping.pad_id if lm.mapping.pad_id is not None else 0   # masked: its value never matters
@@ -260,7 +297,7 @@ def _logprob_groups(lm: LoadedLM, sequences: Sequence[Sequence[int]], *, batch_s
         in_group = 0
         for start in range(0, len(order), batch_size):
             idx = order[start:start + batch_size]
-            ids, mask, rows, targets = _padded_batch([sequences[i] for i in idx], pad, lm.device, lm.max_length)
+            ids, mask, rows, targets = _padded_batch(take(idx), pad, lm.device, lm.max_length)
             hidden = lm.hidden_states(ids, mask)
             hidden = hidden.reshape(-1, hidden.shape[-1]).index_select(0, rows)
             # build_tokens checked every id against the vocabulary: no range check (a sync) in the kernel
@@ -273,6 +310,10 @@ def _logprob_groups(lm: LoadedLM, sequences: Sequence[Sequence[int]], *, batch_s
             advance(len(idx))
         if pending:
             yield group()
+
+
+def _sizes(seqs: Sequence[Sequence[int]]) -> np.ndarray:
+    return seqs.sizes if isinstance(seqs, TokenTable) else np.fromiter(map(len, seqs), np.int64, len(seqs))
 
 
 _INT64 = np.dtype(np.int64)
@@ -323,8 +364,8 @@ def score_columns(lm: LoadedLM, unit_seqs: Sequence[Sequence[int]], protocol: Pr
                   batch_size: int = 8, backend: str = "auto", progress: bool = True) -> ScoreColumns:
     """`score_sequences` for a caller that has already de-duplicated its sequences (the evaluator, across a
     whole task): every sequence scored as given, the scores as arrays, each group of batches reduced to
-    its sums as it comes off the device."""
-    tokens = token_arrays(unit_seqs, lm, protocol, names=names)
+    its sums as it comes off the device, the token ids built a batch at a time."""
+    tokens = table_tokens(unit_seqs, lm, protocol, names=names)
     return _score_tokens(lm, tokens, protocol, names.__getitem__, batch_size=batch_size, backend=backend,
                          progress=progress)
 
@@ -335,11 +376,11 @@ def score_columns(lm: LoadedLM, unit_seqs: Sequence[Sequence[int]], protocol: Pr
 _GROUP = 1 << 20
 
 
-def _score_tokens(lm: LoadedLM, tokens: Sequence[np.ndarray], protocol: Protocol, name: Callable[[int], str], *,
+def _score_tokens(lm: LoadedLM, tokens: TokenTable | Sequence[np.ndarray], protocol: Protocol, name: Callable[[int], str], *,
                   batch_size: int, backend: str, progress: bool) -> ScoreColumns:
     skip = context_length(lm, protocol) - 1       # predictions of prefix tokens are not scored
     dtype = reduce_dtype(protocol)
-    n_scored = np.maximum(np.fromiter(map(len, tokens), np.int64, len(tokens)) - 1 - skip, 0)
+    n_scored = np.maximum(_sizes(tokens) - 1 - skip, 0)
     logprob = np.zeros(len(tokens))
     for idx, values, begins, ends in _logprob_groups(lm, tokens, batch_size=batch_size, backend=backend,
                                                      progress=progress, description="scoring",
