@@ -82,3 +82,25 @@ def test_task_samples_credit_every_pair_as_pair_credit_ties_included():
     # utterances mapped onto shared distinct scores (`which`): both sides of pair 0 read score 1 → a tie
     samples, _ = task_samples(pairs[:1], units[:2], cols, [1, 1], "mean", 0.5)
     assert samples[0]["correct"] == 0.5 and samples[0]["positive_logprob"] == samples[0]["negative_logprob"] == -2.0
+
+
+@pytest.mark.parametrize("preset", ["slmeval", "slamkit", "cuervo"])
+def test_token_table_builds_what_build_tokens_builds_across_chunk_edges(llama, monkeypatch, preset):
+    """Checked a chunk of 4 sequences at a time (13 sequences: chunks of 4, 4, 4, 1), built for any subset
+    in any order; a unit outside the vocabulary in the last chunk is the error `build_tokens` gives, naming
+    that sequence."""
+    from slmeval.scoring import tokens as tokens_module
+
+    monkeypatch.setattr(tokens_module, "_CHUNK", 4)
+    protocol = PRESETS[preset]
+    units = _units(13, seed=4)
+    names = [f"task:p{i}" for i in range(13)]
+    table = tokens_module.table_tokens(units, llama, protocol, names=names)
+    assert isinstance(table, tokens_module.TokenTable)
+    want = [build_tokens(u, llama, protocol) for u in units]
+    assert table.sizes.tolist() == [len(w) for w in want]
+    for idx in ([12, 0, 5], list(range(13)), [3], []):
+        assert [t.tolist() for t in table.take(idx)] == [want[i] for i in idx]
+    bad = [*units[:12], np.array([1, llama.vocab_size], dtype=np.int64)]
+    with pytest.raises(scoring_batch.ScoringError, match=r"^task:p12: unit"):
+        tokens_module.table_tokens(bad, llama, protocol, names=names)

@@ -8,9 +8,10 @@ import importlib
 from typing import Any
 
 _WHERE = {
-    **dict.fromkeys(("ScoreColumns", "ScoringError", "SequenceScore", "build_tokens", "check_protocol",
-                     "distinct_sequences", "score_columns", "score_sequences", "sequence_logprobs"),
-                    "slmeval.scoring.batch"),
+    **dict.fromkeys(("ScoreColumns", "SequenceScore", "distinct_sequences", "score_columns", "score_sequences",
+                     "sequence_logprobs"), "slmeval.scoring.batch"),
+    **dict.fromkeys(("ScoringError", "TokenTable", "build_tokens", "check_protocol", "table_tokens", "token_arrays"),
+                    "slmeval.scoring.tokens"),
     **dict.fromkeys(("target_logprobs", "torch_target_logprobs"), "slmeval.scoring.logprobs"),
     **dict.fromkeys(("PRESETS", "Protocol", "ProtocolError", "get_protocol"), "slmeval.scoring.protocol"),
 }
