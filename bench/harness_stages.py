@@ -33,6 +33,8 @@ STAGES = [("read + validate JSONL", "slmeval.evaluator", "read_task"),
           ("item / metadata / data hashes", "slmeval.evaluator", "data_sha256"),
           ("token ids", "slmeval.scoring.batch", "build_tokens"),
           ("token ids", "slmeval.scoring.batch", "token_arrays"),
+          ("token ids", "slmeval.scoring.tokens", "table_tokens"),          # after issue 22's memory pass:
+          ("token ids", "slmeval.scoring.tokens", "TokenTable.take"),       # checked at once, built per batch
           ("de-duplication (token ids)", "slmeval.scoring.batch", "distinct_sequences"),
           ("de-duplication (units)", "slmeval.evaluator", "distinct_sequences"),
           ("model forward (backbone + log-softmax head)", "slmeval.models.base", "LoadedLM.hidden_states"),
@@ -40,6 +42,7 @@ STAGES = [("read + validate JSONL", "slmeval.evaluator", "read_task"),
           ("partial result (--resume file)", "slmeval.results.resume", "PartialStore.save"),
           ("result files", "slmeval.evaluator", "write_files_together"),
           ("_score", "slmeval.evaluator", "score_sequences"),
+          ("_score", "slmeval.evaluator", "score_columns"),
           ("_task", "slmeval.evaluator", "run_task")]
 
 

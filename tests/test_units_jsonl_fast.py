@@ -17,6 +17,13 @@ GOOD = [
     '  \n{"id": "a\u2028b", "positive": [2, 2], "negative": [7], "note": "é\u2028\u2029"}\n\n',
     "".join(json.dumps({"id": f"p{i}", "positive": list(range(i % 7 + 1)), "negative": [i, i + 1], "k": i % 3}) + "\n"
             for i in range(23)),
+    # meta values orjson reads otherwise than json (the block is read by json): integers past 64 bits
+    # (orjson would give floats), NaN / Infinity, a lone surrogate, 1e400; and one it reads alike (u64 max)
+    '{"id": "a", "positive": [1], "negative": [2], "n": 12345678901234567890123}\n'
+    '{"id": "b", "positive": [1], "negative": [2], "n": -9223372036854775809, "m": 18446744073709551615}\n',
+    '{"id": "a", "positive": [1], "negative": [2], "x": NaN, "y": -Infinity}\n'
+    '{"id": "b", "positive": [1], "negative": [2], "s": "\\ud800", "big": 1e400, "deep": {"k": [0.1, -0.0]}}\n',
+    '{"id": "a", "positive": [1], "negative": [2], "m": 18446744073709551615, "f": 0.30000000000000004}\n',
 ]
 
 
@@ -25,14 +32,18 @@ def _as_plain(pairs):
              tuple(map(int, p.negative.units)), p.meta) for p in pairs]
 
 
+@pytest.mark.parametrize("orjson", [True, False])
 @pytest.mark.parametrize("block", [1, 2, 5, 8192])
 @pytest.mark.parametrize("text", GOOD)
-def test_block_reader_gives_the_line_readers_pairs(tmp_path, monkeypatch, text, block):
+def test_block_reader_gives_the_line_readers_pairs(tmp_path, monkeypatch, text, block, orjson):
     monkeypatch.setattr(units_jsonl, "_BLOCK", block)          # block boundaries anywhere, incl. mid-duplicate check
+    if not orjson:                                             # optional at run time: json reads every block
+        monkeypatch.setattr(units_jsonl, "orjson", None)
     path = tmp_path / "pairs.jsonl"
     path.write_bytes(text.encode())
     got, want = read_units_jsonl(path), _read_lines(path)
     assert _as_plain(got) == _as_plain(want) and got == want  # Utterance equality is by value
+    assert repr([p.meta for p in got]) == repr([p.meta for p in want])   # an int stays an int, -0.0 stays -0.0
     for p in got:
         for u in (p.positive.units, p.negative.units):
             assert type(u) is np.ndarray and u.dtype == np.int64 and not u.flags.writeable

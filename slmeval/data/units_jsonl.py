@@ -10,6 +10,7 @@ they do not fit int64) and the first error in file order, naming file:line and f
 from __future__ import annotations
 
 import json
+import re
 from itertools import chain
 from pathlib import Path
 
@@ -17,6 +18,11 @@ import numpy as np
 
 from slmeval.data._common import natural_key
 from slmeval.data.base import READERS, DataLayoutError, Pair, Utterance
+
+try:
+    import orjson
+except ImportError:          # optional at run time (pyproject installs it): json reads the same values
+    orjson = None  # type: ignore[assignment]
 
 EXPECTED = '{"id": ..., "positive": [int, ...], "negative": [int, ...]} per line'
 
@@ -47,9 +53,25 @@ class _Slow(Exception):
     """Anything the fast path does not take as it is: the line-by-line path reads the file instead."""
 
 
+# orjson reads what json reads into the same values, ~4x faster, and shares the key strings of all lines
+# (a "type" key once, not once per line), except: an integer of 19 digits or more (orjson gives a float
+# beyond 64 bits; such a block is read by json), and NaN / Infinity / lone surrogates / 1e400, which it
+# refuses (json reads that block).
+_LONG_INT = re.compile(r"\d{19}")
+
+
+def _parse(texts: list[str]) -> list:
+    if orjson is not None and not any(map(_LONG_INT.search, texts)):
+        try:
+            return list(map(orjson.loads, texts))
+        except orjson.JSONDecodeError:
+            pass
+    return list(map(json.loads, texts))
+
+
 def _block(texts: list[str], seen: set[str], pairs: list[Pair]) -> None:
     """Pairs of one block of non-blank lines, checked all at once (C loops); `_Slow` on anything off."""
-    recs = list(map(json.loads, texts))
+    recs = _parse(texts)
     if set(map(type, recs)) != {dict}:
         raise _Slow
     ids = [r.pop("id", _MISSING) for r in recs]
