@@ -220,6 +220,10 @@ def main() -> None:
             lines = table(shape, sizes, base, found)
             print("\n".join(lines), flush=True)
             report += lines
+        if args.device == "cpu":
+            lines = memory_table(sizes)
+            print("\n".join(lines), flush=True)
+            report += lines
     if args.out:
         from slmeval.io import atomic_write_text
 
@@ -236,12 +240,35 @@ def header(args: argparse.Namespace, base: int) -> list[str]:
             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}" + (f" — {args.note}" if args.note else ""),
             f"torch {torch.__version__}, {args.threads} thread(s), --batch-size {args.batch_size}, ~40 units a side, "
             f"min of {args.repeats} interleaved repeats; load average {os.getloadavg()[0]:.1f}",
-            "each N in its own process (peak RSS is that process's), warm: imports, model files and every batch "
-            "shape seen once before timing; loop and run alternate on the base size and on N",
+            "each N in its own process (peak RSS is that process's: the run and the plain loop's token lists), "
+            "warm: imports, model files and every batch shape seen once before timing; loop and run alternate on the base size and on N",
             f"marginal = time(N) − time({base:,}): start-up and model loading cancel out",
             "overhead µs/pair = (run marginal − loop marginal) / (N − %s); target ≤ 50. The CPU-time column is the"
             " same from each process's CPU time: on a shared machine it excludes the time spent waiting for a core"
             % f"{base:,}"]
+
+
+def memory_table(sizes: list[int]) -> list[str]:
+    """Peak RSS of `slmeval.evaluate` alone (bench/peak_rss.py: a fresh process, tiny model, one run; the
+    timing processes above also hold the plain loop's sequences), and its growth per pair: memory must
+    stay bounded as N grows."""
+    root = Path(__file__).resolve().parents[1]
+    found = {}
+    for n in sizes:
+        proc = subprocess.run([sys.executable, str(root / "bench" / "peak_rss.py"), str(root), str(n), "--json"],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            sys.exit(f"peak_rss.py {n} failed:\n{proc.stderr[-3000:]}")
+        found[n] = json.loads(proc.stdout.strip().splitlines()[-1])
+    base = sizes[0]
+    lines = ["", "## memory: one slmeval run alone (tiny model, fresh process each)", "",
+             "| pairs | peak RSS MB | before the run MB | peak above the %s-pair run MB | KB per extra pair |" % f"{base:,}",
+             "|---|---|---|---|---|"]
+    for n, r in found.items():
+        extra = r["peak_mb"] - found[base]["peak_mb"]
+        per = f"{extra * 1024 / (n - base):.2f}" if n != base else "—"
+        lines.append(f"| {n:,} | {r['peak_mb']:.0f} | {r['start_mb']:.0f} | {extra:.0f} | {per} |")
+    return lines
 
 
 def table(shape: str, sizes: list[int], base: int, found: dict[int, dict]) -> list[str]:
