@@ -241,7 +241,8 @@ def header(args: argparse.Namespace, base: int) -> list[str]:
             f"torch {torch.__version__}, {args.threads} thread(s), --batch-size {args.batch_size}, ~40 units a side, "
             f"min of {args.repeats} interleaved repeats; load average {os.getloadavg()[0]:.1f}",
             "each N in its own process (peak RSS is that process's: the run and the plain loop's token lists), "
-            "warm: imports, model files and every batch shape seen once before timing; loop and run alternate on the base size and on N",
+            "warm: imports, model files and every batch shape seen once before timing; loop and run alternate on "
+            "the base size and on N",
             f"marginal = time(N) − time({base:,}): start-up and model loading cancel out",
             "overhead µs/pair = (run marginal − loop marginal) / (N − %s); target ≤ 50. The CPU-time column is the"
             " same from each process's CPU time: on a shared machine it excludes the time spent waiting for a core"
