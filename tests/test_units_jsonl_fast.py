@@ -96,3 +96,27 @@ def test_largest_unit_of_a_task_whatever_holds_the_units():
     assert max_unit_of(arrays) == 70 and max_unit_of(arrays[1:]) == -1 and max_unit_of([]) == -1
     mixed = arrays + [Utterance("c", units=(2**64,)), Utterance("d", audio=b"x")]
     assert max_unit_of(mixed) == 2**64 and max_unit_of([Utterance("d", audio=b"x")]) == -1
+
+
+def test_reading_pauses_the_cyclic_collector_and_restores_it(tmp_path, monkeypatch):
+    import gc
+
+    from slmeval.data import read_pairs, units_jsonl as reader_module
+
+    path = tmp_path / "pairs.jsonl"
+    path.write_text(GOOD[1])
+    seen = []
+    real = reader_module._read_fast
+    monkeypatch.setattr(reader_module, "_read_fast", lambda p: (seen.append(gc.isenabled()), real(p))[1])
+    for enabled in (True, False):
+        (gc.enable if enabled else gc.disable)()
+        try:
+            assert len(read_pairs("units_jsonl", path)) == 23
+            assert gc.isenabled() is enabled            # as it was found
+        finally:
+            gc.enable()
+    assert seen == [False, False]                       # off while the reader ran
+    path.write_text('{"id": "a", "positive": [1], "negative": [2]}\n{"id": "a", "positive": [1], "negative": [2]}\n')
+    with pytest.raises(Exception):
+        read_pairs("units_jsonl", path)                 # duplicate id: an error, and the collector is back on
+    assert gc.isenabled()
