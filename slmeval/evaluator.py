@@ -26,7 +26,7 @@ from slmeval.models.instance import is_model_object, wrap_model
 from slmeval.plugins import PluginError
 from slmeval.task_loader.registry import TaskConfig, TaskError, get_tasks
 from slmeval.io import dumps, ensure_inside, safe_name, write_files_together
-from slmeval.results.preflight import check_free_space, check_writable, estimate_cache_bytes, estimate_output_bytes
+from slmeval.results.preflight import preflight
 from slmeval.results.files import (RESULTS_FILE, data_sha256, items_sha256, meta_sha256, previous_run_files, provenance,
                              units_sha256)
 from slmeval.results.resume import PARTIAL_DIR, PartialStore, decide
@@ -211,18 +211,6 @@ def _fingerprint(*parts: object) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _preflight(task_pairs: dict[str, list[Pair]], out_dir: Path | None, cache_root: Path | None) -> None:
-    """Everything that can be known to fail is checked before the first audio file is decoded."""
-    if out_dir is not None:
-        check_writable(out_dir, "--output")
-        check_free_space(out_dir, estimate_output_bytes(sum(map(len, task_pairs.values()))), "--output")
-    if cache_root is not None:
-        check_writable(cache_root, "--cache-dir")
-        sources = {u.audio if isinstance(u.audio, bytes) else str(u.audio): u.audio
-                   for pairs in task_pairs.values() for u in _utterances(pairs) if u.units is None}
-        check_free_space(cache_root, estimate_cache_bytes(sources.values()), "--cache-dir")
-
-
 def _result_files(out_dir: Path, results: dict, runs: dict[str, TaskRun]) -> dict[Path, str]:
     """samples_<task>.jsonl and results.json by resolved path, each refused if it would leave --output."""
     files = {ensure_inside(f"samples_{safe_name(name, 'task name')}.jsonl", out_dir, "samples file"):
@@ -325,7 +313,7 @@ def prepare(model: str | Path | LoadedLM | Any, tasks: str | Sequence[str], s: R
     top = max_unit_of([u for ps in task_pairs.values() for u in _utterances(ps)])
     if tok is None and top >= 0:    # pre-tokenised units: K unknown, the data's largest unit stands in for it
         lm.check_units(top + 1, "the task data")
-    _preflight(task_pairs, out_dir if world.is_main else None, cache_root)
+    preflight(task_pairs, out_dir if world.is_main else None, cache_root)
     # Only rank 0 writes (results and partial results); every rank follows its resume decisions.
     store = PartialStore(out_dir) if out_dir is not None and world.is_main else None
     saved = world.broadcast({cfg.name: store.load(cfg.name) for cfg in configs}

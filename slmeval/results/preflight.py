@@ -25,6 +25,19 @@ CACHE_BYTES_PER_ENTRY = 4096
 CACHE_BYTES_PER_AUDIO_BYTE = 1 / 40
 
 
+def preflight(task_pairs: dict[str, list], out_dir: Path | None, cache_root: Path | None) -> None:
+    """Everything that can be known to fail is checked before the first audio file is decoded: both
+    folders writable, and room in each for what the run will write there (`task_pairs`: each task's pairs)."""
+    if out_dir is not None:
+        check_writable(out_dir, "--output")
+        check_free_space(out_dir, estimate_output_bytes(sum(map(len, task_pairs.values()))), "--output")
+    if cache_root is not None:
+        check_writable(cache_root, "--cache-dir")
+        sources = {u.audio if isinstance(u.audio, bytes) else str(u.audio): u.audio
+                   for pairs in task_pairs.values() for p in pairs for u in (p.positive, p.negative) if u.units is None}
+        check_free_space(cache_root, estimate_cache_bytes(sources.values()), "--cache-dir")
+
+
 def check_writable(folder: str | Path, what: str) -> Path:
     """Create `folder` if needed and write (then remove) a one-byte file in it; OutputError if not."""
     folder = Path(folder).expanduser()
