@@ -164,6 +164,8 @@ def shard_sources(world: World, sources: Sequence[object], fn: Callable[[list[in
     sources at `indices`; each unique file is given to one rank (dealt by file size) and every source's
     results come back in order, on every rank. Encoded bytes are not compared here (the tokenizer
     deduplicates contents within a share)."""
+    if world.world_size == 1:        # nothing to share out: no path normalising, no file sizes (a stat each)
+        return tuple(list(column) for column in fn(list(range(len(sources)))))
     keys = [("path", os.path.abspath(s)) if isinstance(s, (str, os.PathLike)) else ("item", i)
             for i, s in enumerate(sources)]
     first: dict[tuple, int] = {}

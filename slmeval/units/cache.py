@@ -23,6 +23,7 @@ import numpy as np
 
 from slmeval.io import OutputError, atomic_write_bytes
 from slmeval.units.base import TokenizerError, UnitTokenizer, identity_key
+from slmeval.units.file_hashes import FileHashes
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ class UnitCache:
 
     def __init__(self, root: Path | str, identity: dict):
         self.identity = identity
+        self.root = Path(root).expanduser()
         self.key = identity_key(identity)
         self.dir = Path(root).expanduser() / "units" / self.key[:32]
         self._dir = str(self.dir)
@@ -66,12 +68,26 @@ class UnitCache:
     def get_many(self, shas: Iterable[str]) -> dict[str, tuple[np.ndarray, bool]]:
         """{sha: (units, near-silent)} for every sha with a sound entry: one pass over the entries, the
         many-hits case of a warm cache (no Path objects, the arrays read from the bytes directly)."""
+        unique = list(dict.fromkeys(shas))
+        silent = self._silent_markers({sha[:2] for sha in unique})
         found = {}
-        for sha in dict.fromkeys(shas):
+        for sha in unique:
             units = self.get(sha)
             if units is not None:
-                found[sha] = (units, os.path.exists(self._path(sha)[: -len(".units")] + SILENT_SUFFIX))
+                found[sha] = (units, sha in silent)
         return found
+
+    def _silent_markers(self, shards: set[str]) -> set[str]:
+        """The shas with a near-silent marker in these shard folders: one listing per folder, not one
+        failed `stat` per entry."""
+        marked: set[str] = set()
+        for shard in shards:
+            try:
+                names = os.listdir(os.path.join(self._dir, shard))
+            except OSError:
+                continue                    # no entry there yet
+            marked.update(n[: -len(SILENT_SUFFIX)] for n in names if n.endswith(SILENT_SUFFIX))
+        return marked
 
     def get(self, audio_sha256: str) -> np.ndarray | None:
         path = self._path(audio_sha256)
@@ -150,6 +166,21 @@ def _source_bytes(source: Path | bytes, name: str) -> bytes:
         raise AudioError(f"{name}: cannot read audio file ({err})") from err
 
 
+def _content_hashes(sources: list[Path | bytes], names: list[str], cache: UnitCache | None) -> list[str]:
+    """sha256 of every source's bytes. With a cache, a file unchanged since a run recorded its hash is
+    not read again (slmeval/units/file_hashes.py: one stat instead of reading and hashing it)."""
+    files = [i for i, s in enumerate(sources) if not isinstance(s, (bytes, bytearray))]
+    if cache is None or not files:
+        return [hashlib.sha256(_source_bytes(s, n)).hexdigest() for s, n in zip(sources, names)]
+    out = [hashlib.sha256(s).hexdigest() if isinstance(s, (bytes, bytearray)) else "" for s in sources]
+    cwd = os.getcwd()
+    paths = [os.path.join(cwd, os.fspath(sources[i])) for i in files]     # absolute: one record per file
+    found = FileHashes(cache.root).sha256_many(paths, lambda k: _source_bytes(sources[files[k]], names[files[k]]))
+    for i, sha in zip(files, found):
+        out[i] = sha
+    return out
+
+
 def _decode(sources: list, names: list[str], i: int) -> tuple[np.ndarray, list[tuple[str, str]]]:
     """(waveform, its conversions): summarised by the caller (a DataLoader worker's log lines would not be)."""
     from slmeval.audio import load_audio
@@ -208,7 +239,7 @@ def tokenize_sources(sources: list[Path | bytes], names: list[str], tokenizer: U
     conversions: list[tuple[str, str]] = []
     with Progress(*columns, disable=not progress) as bar:
         task = bar.add_task(f"units ({tokenizer.identity.get('kind', '?')})", total=len(sources))
-        shas = [hashlib.sha256(_source_bytes(source, name)).hexdigest() for source, name in zip(sources, names)]
+        shas = _content_hashes(sources, names, cache)
         for sha, (units, quiet) in (cache.get_many(shas) if cache is not None else {}).items():
             units_by_sha[sha] = units
             if quiet:
