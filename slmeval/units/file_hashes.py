@@ -25,6 +25,8 @@ from collections.abc import Callable, Sequence
 from contextlib import closing
 from pathlib import Path
 
+from slmeval.io import default_mode
+
 log = logging.getLogger(__name__)
 
 FILE_NAME = "file-hashes.sqlite3"
@@ -95,7 +97,10 @@ class FileHashes:
     def _record(self, rows: list[tuple]) -> None:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            new = not self.path.exists()
             with closing(self._connect()) as db, db:       # one transaction: committed whole, or not at all
                 db.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            if new:       # SQLite creates it 0644 & ~umask; the project's files follow the umask (0666 & ~umask)
+                os.chmod(self.path, default_mode())
         except (sqlite3.Error, OSError) as err:
             log.info("file hash records %s not updated (%s)", self.path, err)
